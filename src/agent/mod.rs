@@ -1,0 +1,1 @@
+//! The agent: configuration, lifecycle and orchestration (validate → ipam → driver → firewall → dns → store).

@@ -1,0 +1,1 @@
+//! HTTP API following the Docker Engine API: server routes, wire types and the client used by the CLI.

@@ -1,0 +1,1 @@
+//! Host driver: endpoints share the host network namespace (no interfaces of their own).

@@ -1,0 +1,1 @@
+//! macvlan driver: endpoints are macvlan links on a parent interface, created inside the target namespace.

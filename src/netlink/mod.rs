@@ -1,0 +1,1 @@
+//! rtnetlink operations on links, addresses and routes, each idempotent and bound to one network namespace.

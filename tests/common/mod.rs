@@ -1,0 +1,235 @@
+//! Shared integration-test harness: every test gets a private "host".
+//!
+//! A [`Sandbox`] is a holder process living in fresh network and mount namespaces. Everything a
+//! test does in it (bridges, veths, nft tables, named namespaces under a private /run/netns,
+//! the agent itself) exists only there and disappears with the holder, even when the test
+//! panics or is killed: the holder gets SIGKILL when the test process dies (pdeathsig).
+//! Tests therefore run in parallel without name clashes and leave the root namespace alone.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fail loudly (never skip) when a root-only test runs without root.
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "this integration test needs root (network namespaces, netlink, nftables); run it as root"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Path of a binary built by cargo for this package.
+pub fn bin(name: &str) -> PathBuf {
+    match name {
+        "warren" => PathBuf::from(env!("CARGO_BIN_EXE_warren")),
+        "warrend" => PathBuf::from(env!("CARGO_BIN_EXE_warrend")),
+        other => PathBuf::from(other),
+    }
+}
+
+/// A private network + mount namespace standing in for a host.
+pub struct Sandbox {
+    holder: Child,
+    pid: u32,
+    /// A temporary directory on the real filesystem for data/exec roots and scratch files.
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        require_root();
+        // /run/netns must exist as a mount point target; an empty directory is harmless.
+        std::fs::create_dir_all("/run/netns").expect("create /run/netns");
+        let dir = tempfile::Builder::new()
+            .prefix("warren-test-")
+            .tempdir()
+            .expect("tempdir");
+        // The holder: new netns + mount ns with private propagation; /run/netns is a private
+        // tmpfs so named namespaces made by the test stay inside; lo is up like on a real host.
+        let script = "mount -t tmpfs -o mode=0755 warren-sandbox /run/netns && \
+                      ip link set lo up && echo ready && exec sleep 100000";
+        let mut holder = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--"])
+            .args(["unshare", "--net", "--mount", "--propagation", "private", "--"])
+            .args(["sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sandbox holder (needs util-linux setpriv/unshare)");
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().expect("holder stdout"))
+            .read_line(&mut line)
+            .expect("read holder readiness");
+        assert_eq!(line.trim(), "ready", "sandbox holder failed to start");
+        let pid = holder.id();
+        Sandbox { holder, pid, dir }
+    }
+
+    /// PID of the holder process (its namespaces are the sandbox's).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Path of the sandbox's network namespace.
+    pub fn netns_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.pid))
+    }
+
+    /// A command that runs inside the sandbox (its netns and mount ns).
+    pub fn cmd(&self, program: impl AsRef<Path>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.pid.to_string())
+            .args(["--net", "--mount", "--"])
+            .arg(program.as_ref());
+        c
+    }
+
+    /// Run a command in the sandbox and return its output (never panics on failure).
+    pub fn run(&self, program: impl AsRef<Path>, args: &[&str]) -> Output {
+        self.cmd(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn command in sandbox")
+    }
+
+    /// Run a command in the sandbox, panicking with its output unless it succeeds.
+    pub fn ok(&self, program: impl AsRef<Path>, args: &[&str]) -> String {
+        let out = self.run(program.as_ref(), args);
+        assert!(
+            out.status.success(),
+            "`{} {}` failed ({}):\nstdout: {}\nstderr: {}",
+            program.as_ref().display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `sh -c SCRIPT` inside the sandbox; panics unless it succeeds.
+    pub fn sh(&self, script: &str) -> String {
+        self.ok("sh", &["-c", script])
+    }
+
+    /// Start `warrend` inside the sandbox with its own roots and socket.
+    pub fn start_agent(&self, extra_args: &[&str]) -> Agent {
+        let data_root = self.dir.path().join("data");
+        let exec_root = self.dir.path().join("run");
+        let socket = exec_root.join("warren.sock");
+        let log = self.dir.path().join("warrend.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("agent log");
+        let mut cmd = self.cmd(bin("warrend"));
+        cmd.arg("--config-file")
+            .arg(self.dir.path().join("no-daemon.json"))
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--debug")
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("dup log"))
+            .stderr(log_file);
+        let child = cmd.spawn().expect("spawn warrend");
+        let agent = Agent {
+            child: Some(child),
+            socket,
+            log,
+        };
+        agent.wait_ready();
+        agent
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A running `warrend` inside a sandbox.
+pub struct Agent {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "warrend did not start listening on {}; log:\n{}",
+            self.socket.display(),
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The agent's PID as seen from the root namespace (nsenter execs, so it is the agent).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Stop with SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("agent already stopped");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().expect("wait warrend")
+    }
+
+    /// SIGKILL the agent (crash simulation).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
