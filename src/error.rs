@@ -9,13 +9,13 @@ use std::fmt;
 /// What kind of failure an error is, from the caller's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// The named object does not exist (404; exit 2).
+    /// The named object does not exist (404; exit 3).
     NotFound,
-    /// The request clashes with existing state: duplicate name, address taken, in use (409; exit 3).
+    /// The request clashes with existing state: duplicate name, address taken, in use (409; exit 4).
     Conflict,
-    /// The request itself is malformed or out of range (400; exit 4).
+    /// The request itself is malformed or out of range (400; exit 5).
     Invalid,
-    /// A needed resource is not reachable right now: agent down, store busy (503; exit 5).
+    /// A needed resource is not reachable right now: agent down, store busy (503; exit 6).
     Unavailable,
     /// The request was fine but already satisfied, e.g. starting a running container (304; exit 0).
     NotModified,
@@ -48,15 +48,15 @@ impl ErrorKind {
         }
     }
 
-    /// The process exit code the CLI returns.
+    /// The process exit code the CLI returns (2 is left to clap's usage errors).
     pub fn exit_code(self) -> u8 {
         match self {
             ErrorKind::NotModified => 0,
             ErrorKind::Internal => 1,
-            ErrorKind::NotFound => 2,
-            ErrorKind::Conflict => 3,
-            ErrorKind::Invalid => 4,
-            ErrorKind::Unavailable => 5,
+            ErrorKind::NotFound => 3,
+            ErrorKind::Conflict => 4,
+            ErrorKind::Invalid => 5,
+            ErrorKind::Unavailable => 6,
         }
     }
 }

@@ -1,1 +1,104 @@
-//! The agent: configuration, lifecycle and orchestration (validate → ipam → driver → firewall → dns → store).
+//! The agent: configuration, lifecycle and orchestration (validate → ipam → driver → firewall →
+//! dns → store, undoing completed steps when a later one fails).
+//!
+//! [`Agent`] is the state shared by every API request. It owns the store and the kernel objects
+//! Warren creates; the API layer only translates Docker-shaped requests into calls on it.
+
+pub mod config;
+pub mod lock;
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::error::{ErrorKind, HasKind};
+use config::DaemonConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("read or create the engine id in {path}")]
+    EngineId {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl HasKind for AgentError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+/// The running agent.
+#[derive(Debug)]
+pub struct Agent {
+    pub config: DaemonConfig,
+    /// Stable identity of this engine (kept in the data root), reported by `/info`.
+    pub id: String,
+    pub started: SystemTime,
+}
+
+impl Agent {
+    pub fn new(config: DaemonConfig) -> Result<Agent, AgentError> {
+        let id = engine_id(&config.data_root)?;
+        Ok(Agent {
+            config,
+            id,
+            started: SystemTime::now(),
+        })
+    }
+
+    /// Network drivers this agent can create networks with (reported by `/info`).
+    pub fn network_drivers(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A random 64-hex-digit identifier, the shape Docker uses for object ids.
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the kernel's random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn engine_id(data_root: &Path) -> Result<String, AgentError> {
+    let path = data_root.join("engine-id");
+    let err = |source| AgentError::EngineId {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) => write_engine_id(&path).map_err(err),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => write_engine_id(&path).map_err(err),
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn write_engine_id(path: &Path) -> std::io::Result<String> {
+    let id = random_id();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_ids_are_64_hex_and_distinct() {
+        let (a, b) = (random_id(), random_id());
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn engine_id_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = engine_id(dir.path()).unwrap();
+        assert_eq!(engine_id(dir.path()).unwrap(), first);
+    }
+}

@@ -1,1 +1,15 @@
-fn main() {}
+//! `warren`: parse the command line, run it, map the error's kind to the exit code.
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = warren::cli::Cli::parse();
+    match warren::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("warren: {err}");
+            ExitCode::from(err.kind().exit_code())
+        }
+    }
+}

@@ -1,1 +1,98 @@
-//! The `warren` command line: clap commands that talk to the agent through `api::client`, plus daemonless `netns` verbs.
+//! The `warren` command line. Commands that need the agent talk to it through
+//! [`crate::api::client`]; the `netns` verbs work without it, like `ip netns`.
+
+pub mod daemon;
+pub mod output;
+pub mod system;
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+
+use crate::api::client::{Client, ClientTls};
+use crate::api::host::HostAddr;
+use crate::error::Error;
+
+/// warren: container networking for Linux. Networks, namespaces and containers, driven like
+/// `docker network …` and `ip netns …`.
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, propagate_version = true, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Agent address: unix:///path or tcp://HOST:PORT
+    #[arg(short = 'H', long = "host", env = "WARREN_HOST", global = true, value_name = "ADDR",
+          default_value = "unix:///run/warren/warren.sock")]
+    pub host: String,
+    /// Use mutual TLS and verify the agent (needed for tcp://)
+    #[arg(long, env = "WARREN_TLS_VERIFY", global = true, action = ArgAction::SetTrue,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub tlsverify: bool,
+    /// CA certificate [default: $WARREN_CERT_PATH/ca.pem]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlscacert: Option<PathBuf>,
+    /// Client certificate [default: $WARREN_CERT_PATH/cert.pem]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlscert: Option<PathBuf>,
+    /// Client private key [default: $WARREN_CERT_PATH/key.pem]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tlskey: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  warren version
+  warren info --format json
+  warren completion bash > /etc/bash_completion.d/warren
+
+Environment: WARREN_HOST (like DOCKER_HOST), WARREN_TLS_VERIFY, WARREN_CERT_PATH.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show client and agent versions
+    Version(system::FormatArgs),
+    /// Show agent-wide information
+    Info(system::FormatArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// The API client for `-H`/TLS settings (connects lazily, on the first request).
+    pub fn client(&self) -> Result<Client, Error> {
+        let host = HostAddr::parse(&self.host)?;
+        let cert_dir = std::env::var_os("WARREN_CERT_PATH")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".warren")));
+        let from_dir = |name: &str| cert_dir.as_ref().map(|d| d.join(name));
+        let tls = self.tlsverify.then(|| ClientTls {
+            ca: self.tlscacert.clone().or_else(|| from_dir("ca.pem")).unwrap_or_default(),
+            cert: self.tlscert.clone().or_else(|| from_dir("cert.pem")),
+            key: self.tlskey.clone().or_else(|| from_dir("key.pem")),
+        });
+        Ok(Client::new(host, tls))
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    match &cli.command {
+        Command::Completion { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "warren", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Version(args) => block_on(system::version(&cli, args)),
+        Command::Info(args) => block_on(system::info(&cli, args)),
+    }
+}
+
+/// Agent commands are a request or two: a current-thread runtime is all they need.
+pub fn block_on<F: std::future::Future<Output = Result<(), Error>>>(future: F) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::msg(crate::ErrorKind::Internal, format!("start the async runtime: {e}")))?
+        .block_on(future)
+}

@@ -134,6 +134,10 @@ impl Sandbox {
         let exec_root = self.dir.path().join("run");
         let socket = exec_root.join("warren.sock");
         let log = self.dir.path().join("warrend.log");
+        let config_file = self.dir.path().join("daemon.json");
+        if !config_file.exists() {
+            std::fs::write(&config_file, "{}\n").expect("write daemon.json");
+        }
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -141,7 +145,7 @@ impl Sandbox {
             .expect("agent log");
         let mut cmd = self.cmd(bin("warrend"));
         cmd.arg("--config-file")
-            .arg(self.dir.path().join("no-daemon.json"))
+            .arg(&config_file)
             .arg("--data-root")
             .arg(&data_root)
             .arg("--exec-root")
