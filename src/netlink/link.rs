@@ -1,0 +1,282 @@
+//! Links: lookup, listing, bridges, veth pairs (created directly across namespaces), and
+//! link attributes (up, mtu, hairpin).
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use futures::TryStreamExt;
+use nix::errno::Errno;
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+use super::{validate_ifname, Netlink, NetlinkError, RequestError};
+
+/// One link as seen in the socket's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    /// `IFLA_INFO_KIND` (`"bridge"`, `"veth"`, …); `None` for physical devices and lo.
+    pub kind: Option<String>,
+    pub mac: Option<[u8; 6]>,
+    pub up: bool,
+    /// Index of the bridge (or other controller) this link is enslaved to.
+    pub master: Option<u32>,
+    pub mtu: u32,
+}
+
+impl LinkInfo {
+    fn from_message(msg: &LinkMessage) -> LinkInfo {
+        let mut info = LinkInfo {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            mac: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            master: None,
+            mtu: 0,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => info.name = name.clone(),
+                LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
+                LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
+                LinkAttribute::Controller(master) if *master != 0 => info.master = Some(*master),
+                LinkAttribute::LinkInfo(infos) => {
+                    info.kind = infos.iter().find_map(|i| match i {
+                        NlLinkInfo::Kind(kind) => Some(kind.to_string()),
+                        _ => None,
+                    })
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+/// A veth pair to create in one request. The host end is created in the socket's namespace,
+/// the peer directly in `peer_netns` (IFLA_NET_NS_FD on the peer): creating in place costs
+/// about 1 ms where create-then-move costs about 20 ms.
+#[derive(Debug, Clone)]
+pub struct VethSpec<'fd> {
+    pub host_name: String,
+    pub peer_name: String,
+    /// The namespace the peer is born in (an open ns file); `None`: the socket's namespace.
+    pub peer_netns: Option<BorrowedFd<'fd>>,
+    /// Bridge to enslave the host end to.
+    pub master: Option<u32>,
+    /// MTU of both ends.
+    pub mtu: Option<u32>,
+    pub peer_mac: Option<[u8; 6]>,
+    /// Bring the peer up as well (the host end is always brought up).
+    pub peer_up: bool,
+}
+
+impl<'fd> VethSpec<'fd> {
+    /// A pair with both ends in the socket's namespace, no master, default MTU, peer down.
+    pub fn new(host_name: impl Into<String>, peer_name: impl Into<String>) -> VethSpec<'fd> {
+        VethSpec {
+            host_name: host_name.into(),
+            peer_name: peer_name.into(),
+            peer_netns: None,
+            master: None,
+            mtu: None,
+            peer_mac: None,
+            peer_up: false,
+        }
+    }
+}
+
+impl Netlink {
+    /// The index of the link called `name`, `None` if there is none.
+    pub async fn link_index(&self, name: &str) -> Result<Option<u32>, NetlinkError> {
+        Ok(self.link(name).await?.map(|l| l.index))
+    }
+
+    /// The link called `name`, `None` if there is none.
+    pub async fn link(&self, name: &str) -> Result<Option<LinkInfo>, NetlinkError> {
+        validate_ifname(name)?;
+        let reply = self
+            .handle
+            .link()
+            .get()
+            .match_name(name)
+            .execute()
+            .try_next()
+            .await
+            .map_err(RequestError::from);
+        match reply {
+            Ok(msg) => Ok(msg.as_ref().map(LinkInfo::from_message)),
+            Err(e) if matches!(e.errno(), Some(Errno::ENODEV | Errno::ENOENT)) => Ok(None),
+            Err(source) => Err(NetlinkError::GetLink {
+                name: name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Every link in the namespace.
+    pub async fn links(&self) -> Result<Vec<LinkInfo>, NetlinkError> {
+        let msgs: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetlinkError::ListLinks { source: e.into() })?;
+        Ok(msgs.iter().map(LinkInfo::from_message).collect())
+    }
+
+    /// Make sure a bridge called `name` exists and is up; returns its index. An existing
+    /// bridge is reused (and gets `mtu` if given); a non-bridge link of that name is a
+    /// Conflict.
+    pub async fn ensure_bridge(&self, name: &str, mtu: Option<u32>) -> Result<u32, NetlinkError> {
+        validate_ifname(name)?;
+        if let Some(existing) = self.link(name).await? {
+            return self.adopt_bridge(existing, mtu).await;
+        }
+        let mut msg = LinkBridge::new(name);
+        if let Some(mtu) = mtu {
+            msg = msg.mtu(mtu);
+        }
+        if let Err(e) = self.handle.link().add(msg.build()).execute().await {
+            let source = RequestError::from(e);
+            // EEXIST: someone made it between our lookup and our create; adopt theirs below.
+            if source.errno() != Some(Errno::EEXIST) {
+                return Err(NetlinkError::CreateBridge {
+                    name: name.to_owned(),
+                    source,
+                });
+            }
+        }
+        match self.link(name).await? {
+            Some(link) => self.adopt_bridge(link, mtu).await,
+            None => Err(NetlinkError::CreateBridge {
+                name: name.to_owned(),
+                source: RequestError::Kernel(Errno::ENODEV),
+            }),
+        }
+    }
+
+    async fn adopt_bridge(&self, link: LinkInfo, mtu: Option<u32>) -> Result<u32, NetlinkError> {
+        if link.kind.as_deref() != Some("bridge") {
+            return Err(NetlinkError::NotABridge { name: link.name });
+        }
+        if let Some(mtu) = mtu.filter(|m| *m != link.mtu) {
+            self.set_mtu(link.index, mtu).await?;
+        }
+        if !link.up {
+            self.set_up(link.index).await?;
+        }
+        Ok(link.index)
+    }
+
+    /// Create a veth pair in ONE request, peer born in its namespace, host end up (and
+    /// enslaved to `master`). Returns the host end's index. A name already taken is a
+    /// Conflict (EEXIST): the existing link may be someone else's, so it is not reused.
+    pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<u32, NetlinkError> {
+        validate_ifname(&spec.host_name)?;
+        validate_ifname(&spec.peer_name)?;
+        let mut peer = LinkUnspec::new_with_name(&spec.peer_name);
+        if let Some(ns) = spec.peer_netns {
+            peer = peer.setns_by_fd(ns.as_raw_fd());
+        }
+        if let Some(mtu) = spec.mtu {
+            peer = peer.mtu(mtu);
+        }
+        if let Some(mac) = spec.peer_mac {
+            peer = peer.address(mac.to_vec());
+        }
+        if spec.peer_up {
+            peer = peer.up();
+        }
+        let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(spec.host_name.clone())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+            .up();
+        if let Some(mtu) = spec.mtu {
+            host = host.mtu(mtu);
+        }
+        if let Some(master) = spec.master {
+            host = host.controller(master);
+        }
+        let create_error = |source: RequestError| NetlinkError::CreateVeth {
+            host: spec.host_name.clone(),
+            peer: spec.peer_name.clone(),
+            source,
+        };
+        self.handle
+            .link()
+            .add(host.build())
+            .execute()
+            .await
+            .map_err(|e| create_error(e.into()))?;
+        // The kernel does not return the new index; ask by name.
+        self.link_index(&spec.host_name)
+            .await?
+            .ok_or_else(|| create_error(RequestError::Kernel(Errno::ENODEV)))
+    }
+
+    /// Delete the link called `name` (for a veth, both ends go). `false` if it did not exist.
+    pub async fn delete_link(&self, name: &str) -> Result<bool, NetlinkError> {
+        validate_ifname(name)?;
+        let msg = LinkUnspec::new_with_name(name).build();
+        match self.handle.link().del_with_message(msg).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let source = RequestError::from(e);
+                if matches!(source.errno(), Some(Errno::ENODEV | Errno::ENOENT)) {
+                    Ok(false)
+                } else {
+                    Err(NetlinkError::DeleteLink {
+                        name: name.to_owned(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Bring a link up (a no-op if it already is).
+    pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::SetUp {
+                index,
+                source: e.into(),
+            })
+    }
+
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).mtu(mtu).build())
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::SetMtu {
+                index,
+                mtu,
+                source: e.into(),
+            })
+    }
+
+    /// Let a bridge port send frames back out the port they came in on (needed for a
+    /// container reaching itself through a published port).
+    pub async fn set_bridge_port_hairpin(&self, index: u32, on: bool) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .set_port(LinkBridgePort::new(index).hairpin(on).build())
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::SetHairpin {
+                index,
+                source: e.into(),
+            })
+    }
+}
