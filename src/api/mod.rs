@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod error;
+pub mod filters;
 pub mod host;
 pub mod server;
 pub mod system;
