@@ -9,6 +9,7 @@ pub mod host;
 pub mod server;
 pub mod system;
 pub mod tls;
+pub mod types;
 
 /// The newest Engine API version served (what `Api-Version` announces).
 pub const API_VERSION: &str = "1.50";

@@ -2,6 +2,7 @@
 //! [`crate::api::client`]; the `netns` verbs work without it, like `ip netns`.
 
 pub mod daemon;
+pub mod network;
 pub mod output;
 pub mod system;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Version(system::FormatArgs),
     /// Show agent-wide information
     Info(system::FormatArgs),
+    /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
+    Network(network::NetworkArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         #[arg(value_enum)]
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Version(args) => block_on(system::version(&cli, args)),
         Command::Info(args) => block_on(system::info(&cli, args)),
+        Command::Network(args) => block_on(network::run(&cli, args)),
     }
 }
 

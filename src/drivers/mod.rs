@@ -1,5 +1,209 @@
-//! Network drivers: bridge, host, macvlan and overlay implement one `Driver` trait.
+//! Network drivers: bridge, host, macvlan and overlay implement one [`Driver`] trait.
+//!
+//! A driver owns the kernel objects of its networks (bridges, veths, VXLAN/macvlan links) and
+//! nothing else: addresses come from IPAM, rules from the firewall, records from the store, all
+//! through the agent. Drivers touch the kernel only through `netlink` and `netns`.
+//! Every operation is idempotent, so the agent can replay it when reconciling after a restart.
+
 pub mod bridge;
 pub mod host;
 pub mod macvlan;
 pub mod overlay;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, HasKind};
+use crate::netlink::NetlinkError;
+use crate::netns::NetnsError;
+
+/// Driver-derived settings of a network, decided once at creation from the user's options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSettings {
+    /// The host-side link the network is built on: the bridge name for `bridge`.
+    pub interface: String,
+    pub mtu: Option<u32>,
+    /// Inter-container traffic allowed inside the network.
+    pub icc: bool,
+    /// Masquerade traffic leaving the host (never for internal networks).
+    pub masquerade: bool,
+    /// Default host address published ports bind to (None: all addresses).
+    pub host_binding_ipv4: Option<Ipv4Addr>,
+}
+
+/// What a driver needs to know to build or remove a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkConfig {
+    pub id: String,
+    pub name: String,
+    pub settings: NetworkSettings,
+    /// Gateway addresses with their subnet's prefix length (one per address family).
+    pub gateways: Vec<IpNetwork>,
+    pub internal: bool,
+}
+
+/// What a driver needs to know to wire one endpoint into a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointConfig {
+    pub id: String,
+    /// The target namespace (a pinned name under /run/netns or /proc/PID/ns/net).
+    pub netns: PathBuf,
+    /// Interface name inside the namespace (eth0, eth1, …).
+    pub ifname: String,
+    /// Host-side interface name, when the driver makes one (the veth's host end).
+    pub host_ifname: Option<String>,
+    /// MAC address, "02:42:…" form.
+    pub mac: String,
+    /// Addresses with the subnet's prefix length.
+    pub addresses: Vec<IpNetwork>,
+    /// Default-route gateways (empty for internal networks).
+    pub gateways: Vec<IpAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("unknown option {option:?} for the {driver} driver (known: {known})")]
+    UnknownOption {
+        driver: &'static str,
+        option: String,
+        known: String,
+    },
+    #[error("invalid value {value:?} for option {option}: {reason}")]
+    InvalidOption {
+        option: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("interface {name} already exists and is not a bridge")]
+    InterfaceClash { name: String },
+    #[error("{action}")]
+    Netlink {
+        action: String,
+        #[source]
+        source: NetlinkError,
+    },
+    #[error("{action}")]
+    Netns {
+        action: String,
+        #[source]
+        source: NetnsError,
+    },
+}
+
+impl DriverError {
+    pub fn netlink(action: impl Into<String>) -> impl FnOnce(NetlinkError) -> DriverError {
+        let action = action.into();
+        move |source| DriverError::Netlink { action, source }
+    }
+
+    pub fn netns(action: impl Into<String>) -> impl FnOnce(NetnsError) -> DriverError {
+        let action = action.into();
+        move |source| DriverError::Netns { action, source }
+    }
+}
+
+impl HasKind for DriverError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DriverError::UnknownOption { .. } | DriverError::InvalidOption { .. } | DriverError::Unsupported(_) => {
+                ErrorKind::Invalid
+            }
+            DriverError::InterfaceClash { .. } => ErrorKind::Conflict,
+            DriverError::Netlink { source, .. } => source.kind(),
+            DriverError::Netns { source, .. } => source.kind(),
+        }
+    }
+}
+
+/// A network driver. Methods are idempotent: "ensure" and "remove", never "fail if present".
+#[async_trait::async_trait]
+pub trait Driver: Send + Sync + std::fmt::Debug {
+    /// The name users pass as `--driver`.
+    fn name(&self) -> &'static str;
+
+    /// Check the user's `-o` options and derive the network's settings. Pure: nothing is
+    /// created, so a refused request leaves no trace.
+    fn configure(
+        &self,
+        network_id: &str,
+        options: &BTreeMap<String, String>,
+        internal: bool,
+        default_mtu: Option<u32>,
+    ) -> Result<NetworkSettings, DriverError>;
+
+    /// Build (or re-build) the network's host-side objects.
+    async fn create_network(&self, network: &NetworkConfig) -> Result<(), DriverError>;
+
+    /// Remove the network's host-side objects; absent objects are not an error.
+    async fn delete_network(&self, network: &NetworkConfig) -> Result<(), DriverError>;
+
+    /// Wire an endpoint into its namespace with its addresses and routes.
+    async fn attach(&self, network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError>;
+
+    /// Remove an endpoint's interfaces; a namespace that is already gone is not an error.
+    async fn detach(&self, network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError>;
+
+    /// True when the driver's endpoints go through Warren's NAT (masquerade, published ports).
+    fn uses_nat(&self) -> bool {
+        false
+    }
+}
+
+/// Parse a Docker-style boolean option value ("true"/"false", "1"/"0").
+pub fn parse_bool_option(option: &str, value: &str) -> Result<bool, DriverError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(DriverError::InvalidOption {
+            option: option.to_string(),
+            value: value.to_string(),
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+/// A random locally administered unicast MAC address, Docker's 02:42 prefix.
+pub fn random_mac() -> String {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).expect("the kernel's random source is available");
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2], bytes[3])
+}
+
+/// Parse "02:42:ac:11:00:02" into bytes.
+pub fn parse_mac(mac: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = mac.split(':');
+    for byte in &mut out {
+        *byte = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_round_trip_and_are_local_unicast() {
+        let mac = random_mac();
+        let bytes = parse_mac(&mac).unwrap();
+        assert_eq!(bytes[0] & 0x01, 0, "unicast");
+        assert_eq!(bytes[0] & 0x02, 0x02, "locally administered");
+        assert!(parse_mac("02:42:zz:00:00:00").is_none());
+        assert!(parse_mac("02:42:00:00:00").is_none());
+        assert!(parse_mac("02:42:00:00:00:00:00").is_none());
+    }
+
+    #[test]
+    fn bool_options() {
+        assert!(parse_bool_option("x", "TRUE").unwrap());
+        assert!(!parse_bool_option("x", "0").unwrap());
+        assert!(parse_bool_option("x", "maybe").is_err());
+    }
+}

@@ -1,1 +1,287 @@
-//! Bridge driver: a Linux bridge per network, veth endpoints created directly in the target namespace.
+//! Bridge driver: a Linux bridge per network holding the gateway address; each endpoint is a
+//! veth pair whose container end is born inside the target namespace (one netlink request:
+//! creating in place costs ~1 ms, creating then moving ~20 ms).
+//!
+//! Docker's option names are accepted where they apply, so `docker network create -o …`
+//! means the same here.
+
+use std::collections::BTreeMap;
+use std::os::fd::AsFd;
+
+use crate::drivers::{parse_bool_option, parse_mac, Driver, DriverError, EndpointConfig, NetworkConfig, NetworkSettings};
+use crate::netlink::{validate_ifname, Netlink, VethSpec};
+use crate::netns;
+
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+const KNOWN_OPTIONS: [&str; 5] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING];
+
+/// Name of the default network's bridge (Warren's docker0).
+pub const DEFAULT_BRIDGE: &str = "warren0";
+
+#[derive(Debug, Default)]
+pub struct BridgeDriver;
+
+/// `br-` plus the first 12 hex digits of the network id, as Docker names user bridges.
+pub fn default_bridge_name(network_id: &str) -> String {
+    format!("br-{}", &network_id[..network_id.len().min(12)])
+}
+
+/// The host end of an endpoint's veth: `wv` plus 10 hex digits of the endpoint id (≤ 15 bytes).
+pub fn host_veth_name(endpoint_id: &str) -> String {
+    format!("wv{}", &endpoint_id[..endpoint_id.len().min(10)])
+}
+
+#[async_trait::async_trait]
+impl Driver for BridgeDriver {
+    fn name(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn configure(
+        &self,
+        network_id: &str,
+        options: &BTreeMap<String, String>,
+        internal: bool,
+        default_mtu: Option<u32>,
+    ) -> Result<NetworkSettings, DriverError> {
+        for key in options.keys() {
+            if !KNOWN_OPTIONS.contains(&key.as_str()) {
+                return Err(DriverError::UnknownOption {
+                    driver: "bridge",
+                    option: key.clone(),
+                    known: KNOWN_OPTIONS.join(", "),
+                });
+            }
+        }
+        let invalid = |option: &str, value: &str, reason: String| DriverError::InvalidOption {
+            option: option.to_string(),
+            value: value.to_string(),
+            reason,
+        };
+        let interface = match options.get(OPT_BRIDGE_NAME) {
+            Some(name) => {
+                validate_ifname(name).map_err(|e| invalid(OPT_BRIDGE_NAME, name, e.to_string()))?;
+                name.clone()
+            }
+            None => default_bridge_name(network_id),
+        };
+        let mtu = match options.get(OPT_MTU) {
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| invalid(OPT_MTU, v, "expected a number between 68 and 65535".into()))?,
+            ),
+            None => default_mtu,
+        };
+        let flag = |option: &str| options.get(option).map(|v| parse_bool_option(option, v)).transpose();
+        let icc = flag(OPT_ICC)?.unwrap_or(true);
+        let masquerade = flag(OPT_MASQUERADE)?.unwrap_or(true) && !internal;
+        let host_binding_ipv4 = match options.get(OPT_HOST_BINDING) {
+            Some(v) => Some(v.parse().map_err(|_| invalid(OPT_HOST_BINDING, v, "expected an IPv4 address".into()))?),
+            None => None,
+        };
+        Ok(NetworkSettings {
+            interface,
+            mtu,
+            icc,
+            masquerade,
+            host_binding_ipv4,
+        })
+    }
+
+    async fn create_network(&self, network: &NetworkConfig) -> Result<(), DriverError> {
+        let bridge = &network.settings.interface;
+        let nl = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
+        if let Some(link) = nl.link(bridge).await.map_err(DriverError::netlink(format!("look up {bridge}")))? {
+            if link.kind.as_deref() != Some("bridge") {
+                return Err(DriverError::InterfaceClash { name: bridge.clone() });
+            }
+        }
+        let index = nl
+            .ensure_bridge(bridge, network.settings.mtu)
+            .await
+            .map_err(DriverError::netlink(format!("create bridge {bridge}")))?;
+        for gateway in &network.gateways {
+            nl.add_address(index, *gateway)
+                .await
+                .map_err(DriverError::netlink(format!("add {gateway} to {bridge}")))?;
+        }
+        if !network.internal {
+            enable_forwarding(network)?;
+            // Published ports reached via 127.0.0.1 are DNATed to the bridge; the kernel drops
+            // such martians unless the bridge accepts routed loopback sources.
+            netns::sysctl_set(None, &format!("net.ipv4.conf.{bridge}.route_localnet"), "1")
+                .map_err(DriverError::netns(format!("allow localhost-published ports on {bridge}")))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_network(&self, network: &NetworkConfig) -> Result<(), DriverError> {
+        let bridge = &network.settings.interface;
+        let nl = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
+        nl.delete_link(bridge)
+            .await
+            .map_err(DriverError::netlink(format!("delete bridge {bridge}")))?;
+        Ok(())
+    }
+
+    async fn attach(&self, network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError> {
+        let bridge = &network.settings.interface;
+        let host_name = endpoint.host_ifname.clone().unwrap_or_else(|| host_veth_name(&endpoint.id));
+        let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
+        let master = host
+            .link_index(bridge)
+            .await
+            .map_err(DriverError::netlink(format!("look up bridge {bridge}")))?
+            .ok_or_else(|| DriverError::Unsupported(format!("bridge {bridge} of network {} is missing", network.name)))?;
+        let ns_file = std::fs::File::open(&endpoint.netns).map_err(|source| DriverError::Netns {
+            action: format!("open namespace {}", endpoint.netns.display()),
+            source: netns::NetnsError::Open {
+                path: endpoint.netns.clone(),
+                source,
+            },
+        })?;
+        let spec = VethSpec {
+            host_name: host_name.clone(),
+            peer_name: endpoint.ifname.clone(),
+            peer_netns: Some(ns_file.as_fd()),
+            master: Some(master),
+            mtu: network.settings.mtu,
+            peer_mac: parse_mac(&endpoint.mac),
+            peer_up: true,
+        };
+        host.create_veth(&spec)
+            .await
+            .map_err(DriverError::netlink(format!("create veth {host_name} <-> {}", endpoint.ifname)))?;
+        if let Err(e) = configure_inside(endpoint).await {
+            // Deleting the host end removes the peer too: no half-wired endpoint stays behind.
+            let _ = host.delete_link(&host_name).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn detach(&self, _network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError> {
+        let host_name = endpoint.host_ifname.clone().unwrap_or_else(|| host_veth_name(&endpoint.id));
+        let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
+        host.delete_link(&host_name)
+            .await
+            .map_err(DriverError::netlink(format!("delete veth {host_name}")))?;
+        Ok(())
+    }
+
+    fn uses_nat(&self) -> bool {
+        true
+    }
+}
+
+/// Addresses, loopback and the default route inside the endpoint's namespace.
+async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> {
+    let ifname = &endpoint.ifname;
+    let inside = Netlink::in_netns(&endpoint.netns)
+        .await
+        .map_err(DriverError::netlink(format!("enter {}", endpoint.netns.display())))?;
+    let index = inside
+        .link_index(ifname)
+        .await
+        .map_err(DriverError::netlink(format!("look up {ifname}")))?
+        .ok_or_else(|| DriverError::Unsupported(format!("{ifname} vanished from {}", endpoint.netns.display())))?;
+    for addr in &endpoint.addresses {
+        inside
+            .add_address(index, *addr)
+            .await
+            .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
+    }
+    if let Some(lo) = inside.link_index("lo").await.map_err(DriverError::netlink("look up lo"))? {
+        inside.set_up(lo).await.map_err(DriverError::netlink("bring lo up"))?;
+    }
+    for gateway in &endpoint.gateways {
+        let default: ipnetwork::IpNetwork = match gateway {
+            std::net::IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
+            std::net::IpAddr::V6(_) => "::/0".parse().expect("valid"),
+        };
+        // A namespace on several networks keeps the first default route (EEXIST is fine).
+        inside
+            .add_route(default, Some(*gateway), Some(index))
+            .await
+            .map_err(DriverError::netlink(format!("add default route via {gateway}")))?;
+    }
+    Ok(())
+}
+
+/// Routing between the bridge and the outside needs forwarding; turn it on only when a network
+/// needs it, and say so, because it changes how the whole host treats packets.
+fn enable_forwarding(network: &NetworkConfig) -> Result<(), DriverError> {
+    let families = network.gateways.iter().map(|g| g.is_ipv4());
+    for v4 in families {
+        let key = if v4 { "net.ipv4.ip_forward" } else { "net.ipv6.conf.all.forwarding" };
+        let current = netns::sysctl_get(None, key).map_err(DriverError::netns(format!("read {key}")))?;
+        if current.trim() != "1" {
+            tracing::info!(network = %network.name, "enabling {key} (network needs routing to the outside)");
+            netns::sysctl_set(None, key, "1").map_err(DriverError::netns(format!("enable {key}")))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_follow_docker() {
+        let s = BridgeDriver.configure(ID, &BTreeMap::new(), false, None).unwrap();
+        assert_eq!(s.interface, "br-0123456789ab");
+        assert!(s.icc && s.masquerade);
+        assert_eq!(s.mtu, None);
+        assert!(host_veth_name(ID).len() <= 15);
+    }
+
+    #[test]
+    fn options_are_parsed() {
+        let s = BridgeDriver
+            .configure(
+                ID,
+                &opts(&[(OPT_BRIDGE_NAME, "br-lab"), (OPT_MTU, "1400"), (OPT_ICC, "false"), (OPT_HOST_BINDING, "127.0.0.1")]),
+                false,
+                Some(1500),
+            )
+            .unwrap();
+        assert_eq!(s.interface, "br-lab");
+        assert_eq!(s.mtu, Some(1400));
+        assert!(!s.icc);
+        assert_eq!(s.host_binding_ipv4, Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn internal_networks_never_masquerade() {
+        let s = BridgeDriver.configure(ID, &opts(&[(OPT_MASQUERADE, "true")]), true, None).unwrap();
+        assert!(!s.masquerade);
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for bad in [
+            opts(&[("com.docker.network.bridge.nme", "x")]),
+            opts(&[(OPT_BRIDGE_NAME, "a-name-longer-than-15")]),
+            opts(&[(OPT_BRIDGE_NAME, "bad/name")]),
+            opts(&[(OPT_MTU, "9")]),
+            opts(&[(OPT_MTU, "big")]),
+            opts(&[(OPT_ICC, "perhaps")]),
+            opts(&[(OPT_HOST_BINDING, "::1")]),
+        ] {
+            assert!(BridgeDriver.configure(ID, &bad, false, None).is_err(), "{bad:?}");
+        }
+    }
+}
