@@ -252,7 +252,7 @@ pub fn add(name: &str) -> Result<PathBuf, NetnsError> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0)
+        .mode(0o000)
         .open(&path)
     {
         Ok(file) => drop(file),
