@@ -53,25 +53,38 @@ pub enum NetnsCommand {
         name: String,
     },
     /// List named network namespaces with their netns id and processes
-    #[command(visible_alias = "list", after_help = "Examples:\n  warren netns ls\n  warren netns ls --format json")]
+    #[command(
+        visible_alias = "list",
+        after_help = "Examples:\n  warren netns ls\n  warren netns ls --format json"
+    )]
     Ls {
         /// Output format
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Delete named network namespaces (all names are checked before any is deleted)
-    #[command(visible_alias = "delete", after_help = "Example:\n  warren netns del red blue")]
+    #[command(
+        visible_alias = "delete",
+        after_help = "Example:\n  warren netns del red blue"
+    )]
     Del {
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
     /// Run a command inside a namespace, with its own /sys (like `ip netns exec`)
-    #[command(after_help = "Examples:\n  warren netns exec red -- ip -br addr\n  warren netns exec red -- sh -c 'ls /sys/class/net'")]
+    #[command(
+        after_help = "Examples:\n  warren netns exec red -- ip -br addr\n  warren netns exec red -- sh -c 'ls /sys/class/net'"
+    )]
     Exec {
         /// Namespace name or path (e.g. /proc/PID/ns/net)
         name: String,
         /// The command and its arguments; its exit code becomes warren's
-        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
         command: Vec<String>,
     },
     /// Connect two namespaces with a veth pair, each end created directly in its namespace
@@ -168,9 +181,12 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, Error> {
 
 /// Parse `ADDRESS/PREFIX`; the prefix is required so a forgotten /24 is not a silent /32.
 pub fn parse_cidr(s: &str) -> Result<IpNetwork, Error> {
-    let invalid = |why: String| Error::msg(ErrorKind::Invalid, format!("invalid CIDR {s:?}: {why}"));
+    let invalid =
+        |why: String| Error::msg(ErrorKind::Invalid, format!("invalid CIDR {s:?}: {why}"));
     if !s.contains('/') {
-        return Err(invalid("expected ADDRESS/PREFIX, e.g. 10.200.1.1/24".into()));
+        return Err(invalid(
+            "expected ADDRESS/PREFIX, e.g. 10.200.1.1/24".into(),
+        ));
     }
     s.parse::<IpNetwork>().map_err(|e| invalid(e.to_string()))
 }
@@ -249,8 +265,18 @@ fn render_table(namespaces: &[netns::NetnsInfo]) -> String {
         })
         .collect();
     let header = ["NAME".to_owned(), "ID".to_owned(), "PIDS".to_owned()];
-    let w0 = rows.iter().chain([&header]).map(|r| r[0].len()).max().unwrap_or(0);
-    let w1 = rows.iter().chain([&header]).map(|r| r[1].len()).max().unwrap_or(0);
+    let w0 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[0].len())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[1].len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for [name, id, pids] in std::iter::once(&header).chain(&rows) {
         out.push_str(&format!("{name:<w0$}  {id:<w1$}  {pids}\n"));
@@ -300,7 +326,10 @@ async fn veth(
     if a_if == b_if && netns::same_namespace(a_ns, b_ns)? {
         return Err(Error::msg(
             ErrorKind::Invalid,
-            format!("both ends would be {a_if} in the same namespace ({})", a.label()),
+            format!(
+                "both ends would be {a_if} in the same namespace ({})",
+                a.label()
+            ),
         ));
     }
     let nl_a = Netlink::for_netns(a_path.as_deref()).await?;
@@ -309,14 +338,16 @@ async fn veth(
         if nl.link_index(ifname).await?.is_some() {
             return Err(Error::msg(
                 ErrorKind::Conflict,
-                format!("interface {ifname} already exists in namespace {}", end.label()),
+                format!(
+                    "interface {ifname} already exists in namespace {}",
+                    end.label()
+                ),
             ));
         }
     }
 
-    let b_file = File::open(b_ns).map_err(|e| {
-        Error::msg(ErrorKind::Internal, format!("open {}: {e}", b_ns.display()))
-    })?;
+    let b_file = File::open(b_ns)
+        .map_err(|e| Error::msg(ErrorKind::Internal, format!("open {}: {e}", b_ns.display())))?;
     let spec = VethSpec {
         peer_netns: Some(b_file.as_fd()),
         mtu,
@@ -404,7 +435,10 @@ mod tests {
         assert_eq!(ep("host").netns, None);
         // Namespace names may contain ':'; interface names may not, so the last ':' splits.
         assert_eq!(ep("a:b:eth0").netns.as_deref(), Some("a:b"));
-        assert_eq!(ep("/proc/1/ns/net:eth0").netns.as_deref(), Some("/proc/1/ns/net"));
+        assert_eq!(
+            ep("/proc/1/ns/net:eth0").netns.as_deref(),
+            Some("/proc/1/ns/net")
+        );
     }
 
     #[test]
@@ -430,7 +464,11 @@ mod tests {
         for bad in ["10.200.1.1", "10.200.1.300/24", "10.0.0.1/33", "nope/8", ""] {
             let err = parse_cidr(bad).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::Invalid, "{bad:?}");
-            assert!(err.message().starts_with("invalid CIDR"), "{}", err.message());
+            assert!(
+                err.message().starts_with("invalid CIDR"),
+                "{}",
+                err.message()
+            );
         }
     }
 
