@@ -355,12 +355,8 @@ async fn veth(
     };
     let a_index = nl_a.create_veth(&spec).await?;
 
+    // Addresses first and lo last, so a refused address leaves even lo as it was.
     let configured = async {
-        for nl in [&nl_a, &nl_b] {
-            if let Some(lo) = nl.link_index("lo").await? {
-                nl.set_up(lo).await?;
-            }
-        }
         if let Some(addr) = addr {
             nl_a.add_address(a_index, addr).await?;
         }
@@ -370,9 +366,14 @@ async fn veth(
                 format!("veth peer {b_if} vanished from namespace {}", b.label()),
             )
         })?;
-        nl_b.set_up(b_index).await?;
         if let Some(peer_addr) = peer_addr {
             nl_b.add_address(b_index, peer_addr).await?;
+        }
+        nl_b.set_up(b_index).await?;
+        for nl in [&nl_a, &nl_b] {
+            if let Some(lo) = nl.link_index("lo").await? {
+                nl.set_up(lo).await?;
+            }
         }
         Ok::<(), Error>(())
     }
