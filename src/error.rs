@@ -116,7 +116,7 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("create bridge br0")]
         struct Outer(#[source] std::io::Error);
-        let e = Outer(std::io::Error::new(std::io::ErrorKind::Other, "File exists"));
+        let e = Outer(std::io::Error::other("File exists"));
         assert_eq!(chain(&e), "create bridge br0: File exists");
     }
 }

@@ -2,6 +2,7 @@
 //! [`crate::api::client`]; the `netns` verbs work without it, like `ip netns`.
 
 pub mod daemon;
+pub mod netns;
 pub mod network;
 pub mod output;
 pub mod system;
@@ -19,6 +20,15 @@ use crate::error::Error;
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, propagate_version = true, after_help = EXAMPLES)]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every agent command shares: where the agent is and how to reach it.
+#[derive(Debug, clap::Args)]
+pub struct GlobalOptions {
     /// Agent address: unix:///path or tcp://HOST:PORT
     #[arg(short = 'H', long = "host", env = "WARREN_HOST", global = true, value_name = "ADDR",
           default_value = "unix:///run/warren/warren.sock")]
@@ -36,8 +46,6 @@ pub struct Cli {
     /// Client private key [default: $WARREN_CERT_PATH/key.pem]
     #[arg(long, global = true, value_name = "FILE")]
     pub tlskey: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -53,6 +61,8 @@ pub enum Command {
     Version(system::FormatArgs),
     /// Show agent-wide information
     Info(system::FormatArgs),
+    /// Manage network namespaces without the agent (like `ip netns`)
+    Netns(netns::NetnsArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
     Network(network::NetworkArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
@@ -62,7 +72,7 @@ pub enum Command {
     },
 }
 
-impl Cli {
+impl GlobalOptions {
     /// The API client for `-H`/TLS settings (connects lazily, on the first request).
     pub fn client(&self) -> Result<Client, Error> {
         let host = HostAddr::parse(&self.host)?;
@@ -81,14 +91,17 @@ impl Cli {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<(), Error> {
-    match &cli.command {
+    let global = &cli.global;
+    match cli.command {
         Command::Completion { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "warren", &mut std::io::stdout());
+            clap_complete::generate(shell, &mut Cli::command(), "warren", &mut std::io::stdout());
             Ok(())
         }
-        Command::Version(args) => block_on(system::version(&cli, args)),
-        Command::Info(args) => block_on(system::info(&cli, args)),
-        Command::Network(args) => block_on(network::run(&cli, args)),
+        // Daemonless; `netns exec` must run before any thread (tokio) exists.
+        Command::Netns(args) => netns::run(args),
+        Command::Version(args) => block_on(system::version(global, &args)),
+        Command::Info(args) => block_on(system::info(global, &args)),
+        Command::Network(args) => block_on(network::run(global, &args)),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::api::types::{
     NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, NetworkResource,
 };
 use crate::cli::output::{print_json, table, Format};
-use crate::cli::Cli;
+use crate::cli::GlobalOptions;
 use crate::error::{Error, ErrorKind};
 
 #[derive(Debug, Args)]
@@ -241,7 +241,7 @@ fn short(id: &str, no_trunc: bool) -> &str {
     }
 }
 
-pub async fn run(cli: &Cli, args: &NetworkArgs) -> Result<(), Error> {
+pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
     let client = cli.client()?;
     match &args.command {
         NetworkCommand::Create(c) => {

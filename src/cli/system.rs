@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::api::system::{docker_arch, SystemInfo, VersionInfo};
 use crate::api::API_VERSION;
 use crate::cli::output::{print_json, Format};
-use crate::cli::Cli;
+use crate::cli::GlobalOptions;
 use crate::error::Error;
 
 #[derive(Debug, clap::Args)]
@@ -33,7 +33,7 @@ const CLIENT: ClientVersion = ClientVersion {
     arch: "",
 };
 
-pub async fn version(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
+pub async fn version(cli: &GlobalOptions, args: &FormatArgs) -> Result<(), Error> {
     let client_version = ClientVersion {
         arch: docker_arch(),
         ..CLIENT
@@ -71,7 +71,7 @@ pub async fn version(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     server.map(drop).map_err(Error::from)
 }
 
-pub async fn info(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
+pub async fn info(cli: &GlobalOptions, args: &FormatArgs) -> Result<(), Error> {
     let info: SystemInfo = cli.client()?.get("/info").await?;
     if args.format == Format::Json {
         print_json(&info);

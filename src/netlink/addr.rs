@@ -6,7 +6,9 @@ use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::packet_route::address::AddressMessage;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
+};
 use rtnetlink::{AddressMessageBuilder, RouteMessageBuilder};
 
 use super::{Netlink, NetlinkError, RequestError};
@@ -185,7 +187,10 @@ mod tests {
     #[test]
     fn main_table_routes_become_networks() {
         let r = route(254, Some("10.1.0.0".parse().unwrap()), 16);
-        assert_eq!(main_table_destination(&r), Some("10.1.0.0/16".parse().unwrap()));
+        assert_eq!(
+            main_table_destination(&r),
+            Some("10.1.0.0/16".parse().unwrap())
+        );
         assert_eq!(
             main_table_destination(&route(254, None, 0)),
             Some("0.0.0.0/0".parse().unwrap())

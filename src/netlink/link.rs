@@ -70,12 +70,10 @@ pub struct VethSpec<'fd> {
     /// MTU of both ends.
     pub mtu: Option<u32>,
     pub peer_mac: Option<[u8; 6]>,
-    /// Bring the peer up as well (the host end is always brought up).
-    pub peer_up: bool,
 }
 
 impl<'fd> VethSpec<'fd> {
-    /// A pair with both ends in the socket's namespace, no master, default MTU, peer down.
+    /// A pair with both ends in the socket's namespace, no master, default MTU.
     pub fn new(host_name: impl Into<String>, peer_name: impl Into<String>) -> VethSpec<'fd> {
         VethSpec {
             host_name: host_name.into(),
@@ -84,7 +82,6 @@ impl<'fd> VethSpec<'fd> {
             master: None,
             mtu: None,
             peer_mac: None,
-            peer_up: false,
         }
     }
 }
@@ -175,8 +172,10 @@ impl Netlink {
     }
 
     /// Create a veth pair in ONE request, peer born in its namespace, host end up (and
-    /// enslaved to `master`). Returns the host end's index. A name already taken is a
-    /// Conflict (EEXIST): the existing link may be someone else's, so it is not reused.
+    /// enslaved to `master`). Returns the host end's index. The peer stays down: the kernel
+    /// refuses (ENOTCONN) to open a veth end before its pair is complete, so whoever holds a
+    /// socket in the peer's namespace brings it up. A name already taken is a Conflict
+    /// (EEXIST): the existing link may be someone else's, so it is not reused.
     pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<u32, NetlinkError> {
         validate_ifname(&spec.host_name)?;
         validate_ifname(&spec.peer_name)?;
@@ -189,9 +188,6 @@ impl Netlink {
         }
         if let Some(mac) = spec.peer_mac {
             peer = peer.address(mac.to_vec());
-        }
-        if spec.peer_up {
-            peer = peer.up();
         }
         let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(spec.host_name.clone())

@@ -280,7 +280,17 @@ mod tests {
         for ok in ["lo", "veth0", "eth0.100", "br-0123456789a", "a"] {
             assert!(validate_ifname(ok).is_ok(), "{ok:?}");
         }
-        for bad in ["", ".", "..", "a/b", "a:b", "a b", "tab\t", "nul\0", "sixteen-bytes-xx"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "tab\t",
+            "nul\0",
+            "sixteen-bytes-xx",
+        ] {
             let err = validate_ifname(bad).expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::Invalid, "{bad:?}");
         }
@@ -323,7 +333,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let nl = Netlink::in_netns(Path::new("/proc/self/ns/net")).await.unwrap();
+            let nl = Netlink::in_netns(Path::new("/proc/self/ns/net"))
+                .await
+                .unwrap();
             let links = nl.links().await.unwrap();
             let lo = links.iter().find(|l| l.name == "lo").expect("lo exists");
             assert_eq!(nl.link_index("lo").await.unwrap(), Some(lo.index));

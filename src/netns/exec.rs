@@ -123,4 +123,3 @@ fn bind_etc(name: &str) {
         }
     }
 }
-

@@ -130,7 +130,9 @@ pub enum NetnsError {
     },
     #[error("invalid command: {reason}")]
     InvalidCommand { reason: &'static str },
-    #[error("entering a namespace for exec needs a single-threaded process, found {threads} threads")]
+    #[error(
+        "entering a namespace for exec needs a single-threaded process, found {threads} threads"
+    )]
     NotSingleThreaded { threads: usize },
     #[error("make the mount tree private to this command")]
     PrivateMounts {
@@ -252,7 +254,7 @@ pub fn add(name: &str) -> Result<PathBuf, NetnsError> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0)
+        .mode(0o000)
         .open(&path)
     {
         Ok(file) => drop(file),
@@ -315,7 +317,8 @@ fn pin_new_netns(path: &Path) -> Result<(), NetnsError> {
         let worker = std::thread::Builder::new()
             .name("warren-netns-add".into())
             .spawn_scoped(scope, || {
-                unshare(CloneFlags::CLONE_NEWNET).map_err(|source| NetnsError::Unshare { source })?;
+                unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|source| NetnsError::Unshare { source })?;
                 let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
                 mount(
                     Some(own.as_str()),
@@ -414,7 +417,11 @@ fn pids_by_netns() -> HashMap<(u64, u64), Vec<u32>> {
         return map;
     };
     for entry in proc_dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if let Ok(meta) = fs::metadata(format!("/proc/{pid}/ns/net")) {
@@ -466,7 +473,9 @@ mod tests {
         );
         let err = resolve("warren-unit-test-no-such-ns").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
-        assert!(err.to_string().contains("/run/netns/warren-unit-test-no-such-ns"));
+        assert!(err
+            .to_string()
+            .contains("/run/netns/warren-unit-test-no-such-ns"));
         assert_eq!(resolve("a/b").unwrap_err().kind(), ErrorKind::Invalid);
     }
 

@@ -82,7 +82,15 @@ mod tests {
 
     #[test]
     fn traversal_and_empty_components_are_invalid() {
-        for key in ["", "net..ipv4", "net/../etc", "../x", "net.ipv4.", "/net/ipv4", "a\0b"] {
+        for key in [
+            "",
+            "net..ipv4",
+            "net/../etc",
+            "../x",
+            "net.ipv4.",
+            "/net/ipv4",
+            "a\0b",
+        ] {
             let err = sysctl_path(key).expect_err(key);
             assert_eq!(err.kind(), ErrorKind::Invalid, "{key:?}");
         }

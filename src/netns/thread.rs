@@ -112,7 +112,9 @@ mod tests {
 
     #[test]
     fn async_variant_works_on_a_current_thread_runtime() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let v = rt
             .block_on(run_in_async(PathBuf::from("/proc/self/ns/net"), || 41 + 1))
             .unwrap();

@@ -153,7 +153,6 @@ impl Driver for BridgeDriver {
             master: Some(master),
             mtu: network.settings.mtu,
             peer_mac: parse_mac(&endpoint.mac),
-            peer_up: true,
         };
         host.create_veth(&spec)
             .await
@@ -191,12 +190,15 @@ async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> 
         .await
         .map_err(DriverError::netlink(format!("look up {ifname}")))?
         .ok_or_else(|| DriverError::Unsupported(format!("{ifname} vanished from {}", endpoint.netns.display())))?;
+    // The kernel refuses to bring the peer up in the creating request (the pair is not
+    // complete yet), so it is brought up here, after its addresses are set.
     for addr in &endpoint.addresses {
         inside
             .add_address(index, *addr)
             .await
             .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
     }
+    inside.set_up(index).await.map_err(DriverError::netlink(format!("bring {ifname} up")))?;
     if let Some(lo) = inside.link_index("lo").await.map_err(DriverError::netlink("look up lo"))? {
         inside.set_up(lo).await.map_err(DriverError::netlink("bring lo up"))?;
     }
