@@ -50,34 +50,25 @@ pub enum NftError {
 }
 
 impl NftError {
+    /// A failure as nft printed it on stderr.
+    pub(crate) fn rejected(stderr: &str) -> NftError {
+        // nft prefixes every line with a location, meaningless for JSON input.
+        let stderr = stderr
+            .lines()
+            .map(|l| l.trim_start_matches("internal:0:0-0: ").trim())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        NftError::Rejected {
+            errno: NftErrno::from_stderr(&stderr),
+            stderr,
+        }
+    }
+
     pub fn errno(&self) -> Option<NftErrno> {
         match self {
             NftError::Rejected { errno, .. } => Some(*errno),
             _ => None,
-        }
-    }
-}
-
-impl From<nftables::helper::NftablesError> for NftError {
-    fn from(err: nftables::helper::NftablesError) -> NftError {
-        use nftables::helper::NftablesError as E;
-        match err {
-            E::NftExecution { inner, .. } => NftError::Exec(inner),
-            E::NftFailed { stderr, .. } => {
-                // nft prefixes every line with the (useless for JSON input) location.
-                let stderr = stderr
-                    .lines()
-                    .map(|l| l.trim_start_matches("internal:0:0-0: ").trim())
-                    .filter(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                NftError::Rejected {
-                    errno: NftErrno::from_stderr(&stderr),
-                    stderr,
-                }
-            }
-            E::NftOutputEncoding { inner, .. } => NftError::Output(inner.to_string()),
-            E::NftInvalidJson(inner) => NftError::Output(inner.to_string()),
         }
     }
 }
@@ -191,18 +182,16 @@ mod tests {
     use super::*;
 
     fn rejected(stderr: &str) -> NftError {
-        NftError::from(nftables::helper::NftablesError::NftFailed {
-            program: "nft".into(),
-            hint: "applying ruleset".into(),
-            stdout: String::new(),
-            stderr: stderr.into(),
-        })
+        NftError::rejected(stderr)
     }
 
     #[test]
     fn nft_stderr_maps_to_kind() {
         let source = rejected("internal:0:0-0: Error: Could not process rule: File exists\n\n");
-        assert_eq!(source.to_string(), "nft: Error: Could not process rule: File exists");
+        assert_eq!(
+            source.to_string(),
+            "nft: Error: Could not process rule: File exists"
+        );
         let err = FirewallError::AddPorts {
             table: "warren".into(),
             ports: "*:8080->10.0.0.2:80/tcp".into(),

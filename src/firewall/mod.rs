@@ -50,7 +50,9 @@ pub mod rules;
 
 use std::collections::HashSet;
 
-use nftables::helper::{apply_ruleset_raw, DEFAULT_ARGS, DEFAULT_NFT};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
 use serde_json::{json, Value};
 
 pub use error::{FirewallError, NftErrno, NftError};
@@ -194,19 +196,42 @@ impl Firewall {
             table: self.table.clone(),
             source,
         };
-        let payload = json!({ "nftables": [command] }).to_string();
-        let out = apply_ruleset_raw(&payload, DEFAULT_NFT, DEFAULT_ARGS)
-            .map_err(|e| list_err(e.into()))?;
+        let out = nft(&json!({ "nftables": [command] })).map_err(list_err)?;
         serde_json::from_str(&out).map_err(|e| list_err(NftError::Output(e.to_string())))
     }
 }
 
 /// Feed one transaction to `nft -j -f -`.
 fn run(tx: &Transaction) -> Result<(), NftError> {
-    let payload = tx.to_json().to_string();
     tracing::debug!(commands = tx.commands().len(), "nft transaction");
-    apply_ruleset_raw(&payload, DEFAULT_NFT, DEFAULT_ARGS)?;
-    Ok(())
+    nft(&tx.to_json()).map(drop)
+}
+
+/// Run `nft -j -f -` on `document` and return its stdout.
+///
+/// Not `nftables::helper::apply_ruleset`: it leaves nft's stderr uncaptured, and stderr is
+/// the only place nft reports why (and with which errno) a transaction failed.
+fn nft(document: &Value) -> Result<String, NftError> {
+    let mut child = Command::new("nft")
+        .args(["-j", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(NftError::Exec)?;
+    let written = child
+        .stdin
+        .take()
+        .map(|mut stdin| stdin.write_all(document.to_string().as_bytes()));
+    // Wait even if writing failed, so no zombie is left; nft's answer says more than EPIPE.
+    let out = child.wait_with_output().map_err(NftError::Exec)?;
+    if !out.status.success() {
+        return Err(NftError::rejected(&String::from_utf8_lossy(&out.stderr)));
+    }
+    if let Some(Err(e)) = written {
+        return Err(NftError::Exec(e));
+    }
+    String::from_utf8(out.stdout).map_err(|e| NftError::Output(e.to_string()))
 }
 
 /// The objects of one kind (`"rule"`, `"table"`, …) in an `nft -j list` answer.

@@ -81,7 +81,9 @@ fn valid_ifname(name: &str) -> bool {
         && name.len() <= IFNAME_MAX
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
 }
 
 /// Sysctls (path under `/proc/sys`, value) the caller must set for `policy` to work.
@@ -185,7 +187,12 @@ impl PortMapping {
 
     /// What nft keys the DNAT maps by: two mappings with the same key cannot coexist.
     pub(crate) fn key(&self) -> (bool, HostMatch, Proto, u16) {
-        (self.container_ip.is_ipv4(), self.host_match(), self.proto, self.host_port)
+        (
+            self.container_ip.is_ipv4(),
+            self.host_match(),
+            self.proto,
+            self.host_port,
+        )
     }
 }
 
@@ -248,7 +255,9 @@ mod tests {
 
     #[test]
     fn policy_validation() {
-        assert!(net("0123456789ab", "br-t1", &["10.0.0.0/24"]).validate().is_ok());
+        assert!(net("0123456789ab", "br-t1", &["10.0.0.0/24"])
+            .validate()
+            .is_ok());
         for bad in [
             net("", "br-t1", &["10.0.0.0/24"]),
             net("01-23", "br-t1", &["10.0.0.0/24"]),
@@ -272,7 +281,10 @@ mod tests {
             ]
         );
         let dual = net("a", "br.5", &["10.0.0.0/24", "fd00::/64"]);
-        let keys: Vec<_> = required_sysctls(&dual).into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = required_sysctls(&dual)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(
             keys,
             [
@@ -294,7 +306,10 @@ mod tests {
             ErrorKind::Invalid
         );
         assert_eq!(
-            mapping(Some("::1"), 8080, "10.0.0.2").validate().unwrap_err().kind(),
+            mapping(Some("::1"), 8080, "10.0.0.2")
+                .validate()
+                .unwrap_err()
+                .kind(),
             ErrorKind::Invalid
         );
         // 0.0.0.0 means "every address", so it clashes with an unset host ip.
@@ -319,6 +334,9 @@ mod tests {
             mapping(Some("::1"), 8080, "fd00::2").to_string(),
             "[::1]:8080->[fd00::2]:80/tcp"
         );
-        assert_eq!(mapping(None, 8080, "10.0.0.2").to_string(), "*:8080->10.0.0.2:80/tcp");
+        assert_eq!(
+            mapping(None, 8080, "10.0.0.2").to_string(),
+            "*:8080->10.0.0.2:80/tcp"
+        );
     }
 }

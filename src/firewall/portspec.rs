@@ -143,13 +143,19 @@ mod tests {
             }
         );
         let s = one("8080:80/udp");
-        assert_eq!((s.host_port, s.container_port, s.proto), (HostPort::Fixed(8080), 80, Proto::Udp));
+        assert_eq!(
+            (s.host_port, s.container_port, s.proto),
+            (HostPort::Fixed(8080), 80, Proto::Udp)
+        );
         let s = one("127.0.0.1:8080:80");
         assert_eq!(s.host_ip, Some("127.0.0.1".parse().unwrap()));
         let s = one("127.0.0.1::80/TCP");
         assert_eq!((s.host_port, s.proto), (HostPort::Ephemeral, Proto::Tcp));
         assert_eq!(one("[::1]:8080:80").host_ip, Some("::1".parse().unwrap()));
-        assert_eq!(one("fd00::1:8080:80").host_ip, Some("fd00::1".parse().unwrap()));
+        assert_eq!(
+            one("fd00::1:8080:80").host_ip,
+            Some("fd00::1".parse().unwrap())
+        );
     }
 
     #[test]
@@ -158,20 +164,40 @@ mod tests {
         let pairs: Vec<_> = v.iter().map(|s| (s.host_port, s.container_port)).collect();
         assert_eq!(
             pairs,
-            [(HostPort::Fixed(8000), 80), (HostPort::Fixed(8001), 81), (HostPort::Fixed(8002), 82)]
+            [
+                (HostPort::Fixed(8000), 80),
+                (HostPort::Fixed(8001), 81),
+                (HostPort::Fixed(8002), 82)
+            ]
         );
         assert_eq!(parse_port_spec("80-81").unwrap().len(), 2);
         assert_eq!(
             one("8000-8010:80").host_port,
-            HostPort::OneOf { start: 8000, end: 8010 }
+            HostPort::OneOf {
+                start: 8000,
+                end: 8010
+            }
         );
     }
 
     #[test]
     fn malformed_specs_are_invalid() {
         for bad in [
-            "", "/tcp", "80/sctp", "0", "65536", "abc", "8080:", ":80x", "8000-7000:80",
-            "80-", "-80", "8000-8002:80-81", "8000:80-82", "1.2.3:8080:80", "[::1:8080:80",
+            "",
+            "/tcp",
+            "80/sctp",
+            "0",
+            "65536",
+            "abc",
+            "8080:",
+            ":80x",
+            "8000-7000:80",
+            "80-",
+            "-80",
+            "8000-8002:80-81",
+            "8000:80-82",
+            "1.2.3:8080:80",
+            "[::1:8080:80",
             "8080:+80",
         ] {
             let err = parse_port_spec(bad).expect_err(bad);

@@ -187,7 +187,11 @@ impl<'a> RuleBuilder<'a> {
 
     /// Tables, maps, sets and base chains with their (network-independent) rules.
     fn skeleton(&self, tx: &mut Transaction) {
-        tx.push("add", "table", json!({ "family": INET, "name": self.table }));
+        tx.push(
+            "add",
+            "table",
+            json!({ "family": INET, "name": self.table }),
+        );
         for name in [FWD_FROM, FWD_TO, NAT_FROM, NAT_TO] {
             tx.push("add", "map", self.map(name, json!("ifname"), "verdict"));
         }
@@ -206,7 +210,11 @@ impl<'a> RuleBuilder<'a> {
             (POSTROUTING, "nat", POSTROUTING, 100),
         ];
         for (name, kind, hook, prio) in bases {
-            tx.push("add", "chain", self.base_chain(INET, name, kind, hook, prio));
+            tx.push(
+                "add",
+                "chain",
+                self.base_chain(INET, name, kind, hook, prio),
+            );
         }
         tx.push("add", "chain", self.chain(INET, PUBLISHED));
         for (name, ..) in bases {
@@ -215,7 +223,12 @@ impl<'a> RuleBuilder<'a> {
         tx.push("flush", "chain", self.chain(INET, PUBLISHED));
 
         // Replies first, so only new connections are dispatched.
-        self.rule(tx, INET, FORWARD, vec![ct_in("state", json!(["established", "related"])), accept()]);
+        self.rule(
+            tx,
+            INET,
+            FORWARD,
+            vec![ct_in("state", json!(["established", "related"])), accept()],
+        );
         // Leaving a network: internal ones drop here.
         self.rule(tx, INET, FORWARD, vec![vmap(meta("iifname"), FWD_FROM)]);
         // Entering a network: only its own members and DNATed (published) traffic.
@@ -228,7 +241,11 @@ impl<'a> RuleBuilder<'a> {
             self.rule(tx, INET, chain, vec![local.clone(), jump(PUBLISHED)]);
         }
         for (addr_map, port_map, _, host) in PUBLISH_MAPS {
-            let family = if addr_map.starts_with("pub4") { "ip" } else { "ip6" };
+            let family = if addr_map.starts_with("pub4") {
+                "ip"
+            } else {
+                "ip6"
+            };
             let mut key = vec![meta("l4proto"), payload("th", "dport")];
             if let Some(proto) = host {
                 key.insert(0, payload(proto, "daddr"));
@@ -251,12 +268,24 @@ impl<'a> RuleBuilder<'a> {
         // this kernel lacks; a port-to-port frame to or from an icc=false subnet is
         // container-to-container traffic by definition (host-bound and host-routed traffic
         // uses the input/output hooks, so the gateway and published ports keep working).
-        tx.push("add", "table", json!({ "family": BRIDGE, "name": self.table }));
+        tx.push(
+            "add",
+            "table",
+            json!({ "family": BRIDGE, "name": self.table }),
+        );
         for (set, ty) in [(ICC_OFF4, "ipv4_addr"), (ICC_OFF6, "ipv6_addr")] {
-            tx.push("add", "set", json!({ "family": BRIDGE, "table": self.table, "name": set,
-                "type": ty, "flags": ["interval"] }));
+            tx.push(
+                "add",
+                "set",
+                json!({ "family": BRIDGE, "table": self.table, "name": set,
+                "type": ty, "flags": ["interval"] }),
+            );
         }
-        tx.push("add", "chain", self.base_chain(BRIDGE, FORWARD, "filter", FORWARD, -200));
+        tx.push(
+            "add",
+            "chain",
+            self.base_chain(BRIDGE, FORWARD, "filter", FORWARD, -200),
+        );
         tx.push("flush", "chain", self.chain(BRIDGE, FORWARD));
         for (proto, set) in [("ip", ICC_OFF4), ("ip6", ICC_OFF6)] {
             for field in ["saddr", "daddr"] {
@@ -277,10 +306,20 @@ impl<'a> RuleBuilder<'a> {
         let br = json!(net.bridge);
 
         if net.internal {
-            self.rule(tx, INET, from, vec![matches("!=", meta("oifname"), br.clone()), drop_packet()]);
+            self.rule(
+                tx,
+                INET,
+                from,
+                vec![matches("!=", meta("oifname"), br.clone()), drop_packet()],
+            );
         }
 
-        self.rule(tx, INET, to, vec![matches("==", meta("iifname"), br.clone()), accept()]);
+        self.rule(
+            tx,
+            INET,
+            to,
+            vec![matches("==", meta("iifname"), br.clone()), accept()],
+        );
         if !net.internal {
             self.rule(tx, INET, to, vec![ct_in("status", json!("dnat")), accept()]);
         }
@@ -290,7 +329,12 @@ impl<'a> RuleBuilder<'a> {
             if net.masquerade {
                 for subnet in &net.subnets {
                     let out = matches("!=", meta("oifname"), br.clone());
-                    self.rule(tx, INET, nat_from, vec![saddr_in(subnet), out, masquerade()]);
+                    self.rule(
+                        tx,
+                        INET,
+                        nat_from,
+                        vec![saddr_in(subnet), out, masquerade()],
+                    );
                 }
             }
             // 127.0.0.1:<published> from the host: the container must see a routable source.
@@ -308,12 +352,24 @@ impl<'a> RuleBuilder<'a> {
         }
 
         for (family, set, elems) in self.network_elements(net) {
-            tx.push("add", "element", self.element(family, set, elems));
+            // With icc on, the subnet must not be in the icc_off sets (it may be, if the
+            // network is rewritten from icc=false): add-then-delete removes it either way.
+            let verbs: &[&str] = if family == BRIDGE && net.icc {
+                &["add", "delete"]
+            } else {
+                &["add"]
+            };
+            for verb in verbs {
+                tx.push(verb, "element", self.element(family, set, elems.clone()));
+            }
         }
     }
 
     /// (family, set/map, elements) this network owns outside its chains.
-    fn network_elements(&self, net: &NetworkPolicy) -> Vec<(&'static str, &'static str, Vec<Value>)> {
+    fn network_elements(
+        &self,
+        net: &NetworkPolicy,
+    ) -> Vec<(&'static str, &'static str, Vec<Value>)> {
         let [from, to, nat_from, nat_to] = network_chains(net);
         let bind = |chain: &str| vec![json!([net.bridge, { "jump": { "target": chain } }])];
         let mut out = vec![
@@ -322,17 +378,16 @@ impl<'a> RuleBuilder<'a> {
             (INET, NAT_FROM, bind(&nat_from)),
             (INET, NAT_TO, bind(&nat_to)),
         ];
-        if !net.icc {
-            for (set, v4) in [(ICC_OFF4, true), (ICC_OFF6, false)] {
-                let elems: Vec<Value> = net
-                    .subnets
-                    .iter()
-                    .filter(|s| s.is_ipv4() == v4)
-                    .map(prefix)
-                    .collect();
-                if !elems.is_empty() {
-                    out.push((BRIDGE, set, elems));
-                }
+        // Present in the sets only if icc is off; the caller decides add or add+delete.
+        for (set, v4) in [(ICC_OFF4, true), (ICC_OFF6, false)] {
+            let elems: Vec<Value> = net
+                .subnets
+                .iter()
+                .filter(|s| s.is_ipv4() == v4)
+                .map(prefix)
+                .collect();
+            if !elems.is_empty() {
+                out.push((BRIDGE, set, elems));
             }
         }
         out
@@ -345,10 +400,26 @@ impl<'a> RuleBuilder<'a> {
             let proto = p.proto.as_str();
             let v4 = p.container_ip.is_ipv4();
             let (addr_map, port_map, key) = match (p.host_match(), v4) {
-                (HostMatch::Any, true) => ("pub4_any_addr", "pub4_any_port", json!([proto, p.host_port])),
-                (HostMatch::Any, false) => ("pub6_any_addr", "pub6_any_port", json!([proto, p.host_port])),
-                (HostMatch::Addr(ip), true) => ("pub4_addr", "pub4_port", json!([ip.to_string(), proto, p.host_port])),
-                (HostMatch::Addr(ip), false) => ("pub6_addr", "pub6_port", json!([ip.to_string(), proto, p.host_port])),
+                (HostMatch::Any, true) => (
+                    "pub4_any_addr",
+                    "pub4_any_port",
+                    json!([proto, p.host_port]),
+                ),
+                (HostMatch::Any, false) => (
+                    "pub6_any_addr",
+                    "pub6_any_port",
+                    json!([proto, p.host_port]),
+                ),
+                (HostMatch::Addr(ip), true) => (
+                    "pub4_addr",
+                    "pub4_port",
+                    json!([ip.to_string(), proto, p.host_port]),
+                ),
+                (HostMatch::Addr(ip), false) => (
+                    "pub6_addr",
+                    "pub6_port",
+                    json!([ip.to_string(), proto, p.host_port]),
+                ),
             };
             let key = json!({ "concat": key });
             by_map
@@ -383,7 +454,11 @@ impl<'a> RuleBuilder<'a> {
     }
 
     fn rule(&self, tx: &mut Transaction, family: &str, chain: &str, expr: Vec<Value>) {
-        tx.push("add", "rule", json!({ "family": family, "table": self.table, "chain": chain, "expr": expr }));
+        tx.push(
+            "add",
+            "rule",
+            json!({ "family": family, "table": self.table, "chain": chain, "expr": expr }),
+        );
     }
 }
 
@@ -480,7 +555,9 @@ mod tests {
                 proto: if i % 2 == 0 { Proto::Tcp } else { Proto::Udp },
                 host_ip: None,
                 host_port: 10000 + i,
-                container_ip: format!("10.31.{}.{}", i / 250, 2 + i % 250).parse().unwrap(),
+                container_ip: format!("10.31.{}.{}", i / 250, 2 + i % 250)
+                    .parse()
+                    .unwrap(),
                 container_port: 80,
             })
             .collect()
@@ -523,7 +600,11 @@ mod tests {
         for c in tx.commands() {
             let (verb, obj) = c.as_object().unwrap().iter().next().unwrap();
             let (kind, body) = obj.as_object().unwrap().iter().next().unwrap();
-            let table = if kind == "table" { &body["name"] } else { &body["table"] };
+            let table = if kind == "table" {
+                &body["name"]
+            } else {
+                &body["table"]
+            };
             assert_eq!(table, "wtest", "{verb} {kind}");
         }
     }
@@ -536,7 +617,13 @@ mod tests {
             .iter()
             .filter_map(|c| c.pointer("/add/chain"))
             .filter(|c| c.get("hook").is_some())
-            .map(|c| (c["family"].as_str().unwrap(), c["name"].as_str().unwrap(), c["prio"].as_i64().unwrap()))
+            .map(|c| {
+                (
+                    c["family"].as_str().unwrap(),
+                    c["name"].as_str().unwrap(),
+                    c["prio"].as_i64().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             chains,
@@ -550,7 +637,10 @@ mod tests {
         );
         let fwd = rules_of(&tx, INET, FORWARD);
         assert_eq!(fwd.len(), 3);
-        assert_eq!(fwd[0][0]["match"]["right"], json!(["established", "related"]));
+        assert_eq!(
+            fwd[0][0]["match"]["right"],
+            json!(["established", "related"])
+        );
         assert_eq!(fwd[1][0]["vmap"]["data"], "@fwd_from");
         assert_eq!(fwd[2][0]["vmap"]["data"], "@fwd_to");
         let published = rules_of(&tx, INET, PUBLISHED);
@@ -566,7 +656,10 @@ mod tests {
             .filter_map(|c| c.pointer("/add/map"))
             .find(|m| m["name"] == FWD_TO)
             .unwrap();
-        assert_eq!((&fwd_map["type"], &fwd_map["map"]), (&json!("ifname"), &json!("verdict")));
+        assert_eq!(
+            (&fwd_map["type"], &fwd_map["map"]),
+            (&json!("ifname"), &json!("verdict"))
+        );
     }
 
     #[test]
@@ -581,13 +674,22 @@ mod tests {
         assert!(rules_of(&tx, INET, "nw-0123456789ab-from").is_empty());
         let nat_from = rules_of(&tx, INET, "nw-0123456789ab-nat-from");
         assert_eq!(nat_from.len(), 2, "one masquerade per subnet");
-        assert_eq!(nat_from[1][0]["match"]["left"]["payload"]["protocol"], "ip6");
+        assert_eq!(
+            nat_from[1][0]["match"]["left"]["payload"]["protocol"],
+            "ip6"
+        );
         assert_eq!(rules_of(&tx, INET, "nw-0123456789ab-nat-to").len(), 3);
         assert_eq!(
             elements(&tx, "add", FWD_TO),
             [&json!(["br-t1", {"jump": {"target": "nw-0123456789ab-to"}}])]
         );
-        assert!(elements(&tx, "add", ICC_OFF4).is_empty());
+        // icc on: the subnet is taken out of the icc_off set (add+delete = ensure absent).
+        assert_eq!(
+            elements(&tx, "add", ICC_OFF4),
+            elements(&tx, "delete", ICC_OFF4)
+        );
+        assert_eq!(elements(&tx, "delete", ICC_OFF4).len(), 1);
+        assert_eq!(elements(&tx, "delete", ICC_OFF6).len(), 1);
     }
 
     #[test]
@@ -600,7 +702,11 @@ mod tests {
         assert_eq!(from.len(), 1);
         assert_eq!(from[0][0]["match"]["op"], "!=");
         assert_eq!(from[0][1], json!({"drop": null}));
-        assert_eq!(rules_of(&tx, INET, "nw-aa-to").len(), 2, "no published-port accept");
+        assert_eq!(
+            rules_of(&tx, INET, "nw-aa-to").len(),
+            2,
+            "no published-port accept"
+        );
         assert!(rules_of(&tx, INET, "nw-aa-nat-from").is_empty());
         assert!(rules_of(&tx, INET, "nw-aa-nat-to").is_empty());
         // The host bits of the subnet are dropped.
@@ -608,6 +714,7 @@ mod tests {
             elements(&tx, "add", ICC_OFF4),
             [&json!({"prefix": {"addr": "10.40.0.0", "len": 24}})]
         );
+        assert!(elements(&tx, "delete", ICC_OFF4).is_empty());
     }
 
     #[test]
@@ -637,7 +744,10 @@ mod tests {
         let p = ports("0123456789ab", 3);
         let tx = RuleBuilder::new("warren").add_ports(&p).unwrap();
         assert_eq!(tx.added_rules(), 0);
-        assert!(tx.commands().iter().all(|c| c.pointer("/add/element").is_some()));
+        assert!(tx
+            .commands()
+            .iter()
+            .all(|c| c.pointer("/add/element").is_some()));
         assert_eq!(
             elements(&tx, "add", "pub4_any_addr")[1],
             &json!([{"concat": ["udp", 10001]}, "10.31.0.3"])
@@ -652,7 +762,10 @@ mod tests {
             ..p[0].clone()
         };
         assert_eq!(
-            RuleBuilder::new("warren").add_ports(&[specific.clone()]).unwrap_err().kind(),
+            RuleBuilder::new("warren")
+                .add_ports(std::slice::from_ref(&specific))
+                .unwrap_err()
+                .kind(),
             ErrorKind::Invalid
         );
         let v6 = PortMapping {
@@ -665,7 +778,10 @@ mod tests {
             [&json!([{"concat": ["2001:db8::1", "tcp", 10000]}, "fd00::2"])]
         );
         let tx = RuleBuilder::new("warren").remove_ports(&p).unwrap();
-        assert_eq!(elements(&tx, "add", "pub4_any_port"), elements(&tx, "delete", "pub4_any_port"));
+        assert_eq!(
+            elements(&tx, "add", "pub4_any_port"),
+            elements(&tx, "delete", "pub4_any_port")
+        );
     }
 
     #[test]
@@ -677,7 +793,10 @@ mod tests {
         assert_eq!(few.added_rules(), many.added_rules());
         assert_eq!(elements(&many, "add", "pub4_any_addr").len(), 1000);
         // Rules do grow per network.
-        let two = [nets[0].clone(), net("0123456789cd", "br-t2", &["10.32.0.0/24"])];
+        let two = [
+            nets[0].clone(),
+            net("0123456789cd", "br-t2", &["10.32.0.0/24"]),
+        ];
         assert!(b.replace_all(&two, &[]).unwrap().added_rules() > few.added_rules());
     }
 
@@ -685,10 +804,14 @@ mod tests {
     fn replace_all_validates_ports_against_networks() {
         let mut n = net("0123456789ab", "br-t1", &["10.31.0.0/16"]);
         let b = RuleBuilder::new("warren");
-        let err = b.replace_all(&[n.clone()], &ports("ffffffffffff", 1)).unwrap_err();
+        let err = b
+            .replace_all(&[n.clone()], &ports("ffffffffffff", 1))
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound);
         n.internal = true;
-        let err = b.replace_all(&[n.clone()], &ports("0123456789ab", 1)).unwrap_err();
+        let err = b
+            .replace_all(&[n.clone()], &ports("0123456789ab", 1))
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Invalid);
         let mut dup = n.clone();
         dup.id = "0123456789cd".into();
