@@ -40,12 +40,13 @@ const NAT_TO: &str = "nat_to";
 const ICC_OFF4: &str = "icc_off4";
 const ICC_OFF6: &str = "icc_off6";
 
-/// The four DNAT map pairs: (address map, port map, host address type or None for "any").
-const PUBLISH_MAPS: [(&str, &str, &str, Option<&str>); 4] = [
-    ("pub4_addr", "pub4_port", "ipv4_addr", Some("ip")),
-    ("pub4_any_addr", "pub4_any_port", "ipv4_addr", None),
-    ("pub6_addr", "pub6_port", "ipv6_addr", Some("ip6")),
-    ("pub6_any_addr", "pub6_any_port", "ipv6_addr", None),
+/// The four DNAT map pairs: (address map, port map, address type, nat family, whether the
+/// key starts with the host address — otherwise the pair serves every host address).
+const PUBLISH_MAPS: [(&str, &str, &str, &str, bool); 4] = [
+    ("pub4_addr", "pub4_port", "ipv4_addr", "ip", true),
+    ("pub4_any_addr", "pub4_any_port", "ipv4_addr", "ip", false),
+    ("pub6_addr", "pub6_port", "ipv6_addr", "ip6", true),
+    ("pub6_any_addr", "pub6_any_port", "ipv6_addr", "ip6", false),
 ];
 
 /// A list of nft commands applied as one atomic transaction.
@@ -195,10 +196,11 @@ impl<'a> RuleBuilder<'a> {
         for name in [FWD_FROM, FWD_TO, NAT_FROM, NAT_TO] {
             tx.push("add", "map", self.map(name, json!("ifname"), "verdict"));
         }
-        for (addr_map, port_map, addr_type, host) in PUBLISH_MAPS {
-            let key = match host {
-                Some(_) => json!([addr_type, "inet_proto", "inet_service"]),
-                None => json!(["inet_proto", "inet_service"]),
+        for (addr_map, port_map, addr_type, _, by_host) in PUBLISH_MAPS {
+            let key = if by_host {
+                json!([addr_type, "inet_proto", "inet_service"])
+            } else {
+                json!(["inet_proto", "inet_service"])
             };
             tx.push("add", "map", self.map(addr_map, key.clone(), addr_type));
             tx.push("add", "map", self.map(port_map, key, "inet_service"));
@@ -240,15 +242,10 @@ impl<'a> RuleBuilder<'a> {
         for chain in [PREROUTING, OUTPUT] {
             self.rule(tx, INET, chain, vec![local.clone(), jump(PUBLISHED)]);
         }
-        for (addr_map, port_map, _, host) in PUBLISH_MAPS {
-            let family = if addr_map.starts_with("pub4") {
-                "ip"
-            } else {
-                "ip6"
-            };
+        for (addr_map, port_map, _, family, by_host) in PUBLISH_MAPS {
             let mut key = vec![meta("l4proto"), payload("th", "dport")];
-            if let Some(proto) = host {
-                key.insert(0, payload(proto, "daddr"));
+            if by_host {
+                key.insert(0, payload(family, "daddr"));
             }
             let key = json!({ "concat": key });
             let dnat = json!({ "dnat": {
