@@ -72,7 +72,7 @@ fn cursor_key(network_id: &str, subnet: &IpNetwork) -> Result<Key, IpamError> {
 /// Check the id before it becomes part of a path: an id with `/` would reach into another
 /// network's keys.
 fn check_id(id: &str) -> Result<(), IpamError> {
-    Key::global(format!("ipam/id/{id}"))?;
+    Key::global(id)?; // non-empty, printable
     if id.contains('/') {
         return Err(crate::store::StoreError::InvalidPath {
             path: id.to_owned(),
