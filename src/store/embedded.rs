@@ -1,0 +1,282 @@
+//! `EmbeddedStore`: the default [`Store`], one redb file (e.g. `<data-root>/warren.db`).
+//!
+//! Layout: tables `local` and `global` map path → (8-byte little-endian revision ‖ value), and
+//! table `meta` holds the store-wide `revision` and the `format` version. The revision counter
+//! is updated in the same redb transaction as the entries it stamps, so after a crash both are
+//! from the same commit. Every commit uses `Durability::Immediate` (fsync before returning).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::watch::{Watch, Watchers};
+use super::{check_path, Entry, Event, Key, Op, Scope, Store, StoreError, Txn};
+
+const LOCAL: TableDefinition<&str, &[u8]> = TableDefinition::new("local");
+const GLOBAL: TableDefinition<&str, &[u8]> = TableDefinition::new("global");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META_REVISION: &str = "revision";
+const META_FORMAT: &str = "format";
+/// Bumped on any incompatible change to the layout above.
+const FORMAT: u64 = 1;
+
+fn table(scope: Scope) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    match scope {
+        Scope::Local => LOCAL,
+        Scope::Global => GLOBAL,
+    }
+}
+
+/// The crash-safe embedded store. One writer at a time (commits serialise on a lock); reads run
+/// concurrently on redb snapshots.
+pub struct EmbeddedStore {
+    db: Database,
+    path: PathBuf,
+    /// Serialises commit + watch notification (and watch registration), so watchers see commits
+    /// in revision order and a new watch's start revision is exact.
+    write: Mutex<()>,
+    watchers: Watchers,
+}
+
+impl fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Map a redb error: corruption gets its own variant, everything else is an I/O failure of
+/// `action`.
+fn redb_err<E: Into<redb::Error>>(action: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| match e.into() {
+        redb::Error::Corrupted(what) => StoreError::Corrupt { what },
+        other => StoreError::Io {
+            action,
+            source: Box::new(other),
+        },
+    }
+}
+
+impl EmbeddedStore {
+    /// Open the store at `path`, creating it if missing. After an unclean shutdown redb repairs
+    /// the file here, to the last committed transaction.
+    pub fn open(path: impl AsRef<Path>) -> Result<EmbeddedStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let db = Database::create(&path).map_err(|e| open_err(Box::new(e)))?;
+        let store = EmbeddedStore {
+            db,
+            path: path.clone(),
+            write: Mutex::new(()),
+            watchers: Watchers::default(),
+        };
+        store.init().map_err(|e| open_err(Box::new(e)))?;
+        Ok(store)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Create the tables of a new file (so readers never meet a missing table) and check the
+    /// format of an existing one.
+    fn init(&self) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(redb_err("begin write"))?;
+        tx.set_durability(Durability::Immediate)
+            .map_err(redb_err("set durability"))?;
+        {
+            tx.open_table(LOCAL).map_err(redb_err("open table"))?;
+            tx.open_table(GLOBAL).map_err(redb_err("open table"))?;
+            let mut meta = tx.open_table(META).map_err(redb_err("open table"))?;
+            let format = meta
+                .get(META_FORMAT)
+                .map_err(redb_err("read format"))?
+                .map(|g| g.value());
+            match format {
+                None => {
+                    meta.insert(META_FORMAT, FORMAT)
+                        .map_err(redb_err("write format"))?;
+                    if meta
+                        .get(META_REVISION)
+                        .map_err(redb_err("read revision"))?
+                        .is_none()
+                    {
+                        meta.insert(META_REVISION, 0)
+                            .map_err(redb_err("write revision"))?;
+                    }
+                }
+                Some(FORMAT) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("unknown format version {other} (this build reads {FORMAT})"),
+                    })
+                }
+            }
+        }
+        tx.commit().map_err(redb_err("commit"))
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic under the lock leaves nothing inconsistent.
+        self.write.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Split a stored record into (revision, value).
+fn decode(scope: Scope, path: &str, raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
+    match raw.split_first_chunk::<8>() {
+        Some((rev, value)) => Ok((u64::from_le_bytes(*rev), value.to_vec())),
+        None => Err(StoreError::Corrupt {
+            what: format!(
+                "record {scope}:{path} is {} bytes, shorter than its header",
+                raw.len()
+            ),
+        }),
+    }
+}
+
+fn encode(revision: u64, value: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(8 + value.len());
+    raw.extend_from_slice(&revision.to_le_bytes());
+    raw.extend_from_slice(value);
+    raw
+}
+
+impl Store for EmbeddedStore {
+    fn get(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
+        let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let t = tx
+            .open_table(table(key.scope))
+            .map_err(redb_err("open table"))?;
+        let Some(raw) = t.get(key.path.as_str()).map_err(redb_err("read"))? else {
+            return Ok(None);
+        };
+        let (revision, value) = decode(key.scope, &key.path, raw.value())?;
+        Ok(Some(Entry {
+            key: key.clone(),
+            value,
+            revision,
+        }))
+    }
+
+    fn list(&self, scope: Scope, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+        check_path(prefix, true)?;
+        let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let t = tx
+            .open_table(table(scope))
+            .map_err(redb_err("open table"))?;
+        let mut out = Vec::new();
+        for item in t.range::<&str>(prefix..).map_err(redb_err("list"))? {
+            let (k, v) = item.map_err(redb_err("list"))?;
+            let path = k.value();
+            if !path.starts_with(prefix) {
+                break;
+            }
+            let (revision, value) = decode(scope, path, v.value())?;
+            out.push(Entry {
+                key: Key {
+                    scope,
+                    path: path.to_owned(),
+                },
+                value,
+                revision,
+            });
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, txn: Txn) -> Result<u64, StoreError> {
+        txn.check_ops()?;
+        let _writer = self.lock_writer();
+        let mut tx = self.db.begin_write().map_err(redb_err("begin write"))?;
+        tx.set_durability(Durability::Immediate)
+            .map_err(redb_err("set durability"))?;
+        let mut events = Vec::with_capacity(txn.ops.len());
+        let revision = {
+            let mut local = tx.open_table(LOCAL).map_err(redb_err("open table"))?;
+            let mut global = tx.open_table(GLOBAL).map_err(redb_err("open table"))?;
+            let mut meta = tx.open_table(META).map_err(redb_err("open table"))?;
+            let current = meta
+                .get(META_REVISION)
+                .map_err(redb_err("read revision"))?
+                .map(|g| g.value())
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "revision counter missing".into(),
+                })?;
+
+            txn.check_compares(|key| {
+                let t = match key.scope {
+                    Scope::Local => &local,
+                    Scope::Global => &global,
+                };
+                match t.get(key.path.as_str()).map_err(redb_err("read"))? {
+                    Some(raw) => Ok(Some(decode(key.scope, &key.path, raw.value())?.0)),
+                    None => Ok(None),
+                }
+            })?;
+            if txn.ops.is_empty() {
+                // Nothing to write: dropping `tx` aborts it.
+                return Ok(current);
+            }
+
+            let revision = current + 1;
+            for op in txn.ops {
+                let t = match op.key().scope {
+                    Scope::Local => &mut local,
+                    Scope::Global => &mut global,
+                };
+                match op {
+                    Op::Put(key, value) => {
+                        t.insert(key.path.as_str(), encode(revision, &value).as_slice())
+                            .map_err(redb_err("write"))?;
+                        events.push(Event::Put(Entry {
+                            key,
+                            value,
+                            revision,
+                        }));
+                    }
+                    Op::Delete(key) => {
+                        if t.remove(key.path.as_str())
+                            .map_err(redb_err("delete"))?
+                            .is_some()
+                        {
+                            events.push(Event::Delete(key, revision));
+                        }
+                    }
+                }
+            }
+            meta.insert(META_REVISION, revision)
+                .map_err(redb_err("write revision"))?;
+            revision
+        };
+        tx.commit().map_err(redb_err("commit"))?;
+        // Durable now; notify while still holding the writer lock to keep revision order.
+        self.watchers.notify(&events);
+        Ok(revision)
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let meta = tx.open_table(META).map_err(redb_err("open table"))?;
+        meta.get(META_REVISION)
+            .map_err(redb_err("read revision"))?
+            .map(|g| g.value())
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "revision counter missing".into(),
+            })
+    }
+
+    fn watch(&self, scope: Scope, prefix: &str) -> Result<Watch, StoreError> {
+        check_path(prefix, true)?;
+        let _writer = self.lock_writer();
+        let revision = self.revision()?;
+        Ok(self.watchers.add(scope, prefix, revision))
+    }
+}
