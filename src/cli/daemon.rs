@@ -113,7 +113,7 @@ impl DaemonArgs {
 
 /// Build the configuration, then run the agent until a signal stops it.
 pub fn run(args: DaemonArgs) -> Result<(), Error> {
-    let explicit = args.config_file != PathBuf::from(config::DEFAULT_CONFIG_FILE);
+    let explicit = args.config_file.as_path() != std::path::Path::new(config::DEFAULT_CONFIG_FILE);
     let file = Settings::from_file(&args.config_file, explicit)?;
     let config = Settings::merge(args.settings(), file)?;
     init_logging(config.debug);

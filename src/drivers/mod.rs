@@ -82,29 +82,36 @@ pub enum DriverError {
     Unsupported(String),
     #[error("interface {name} already exists and is not a bridge")]
     InterfaceClash { name: String },
+    // Sources are boxed: kernel errors carry names and paths, and errors travel far.
     #[error("{action}")]
     Netlink {
         action: String,
         #[source]
-        source: NetlinkError,
+        source: Box<NetlinkError>,
     },
     #[error("{action}")]
     Netns {
         action: String,
         #[source]
-        source: NetnsError,
+        source: Box<NetnsError>,
     },
 }
 
 impl DriverError {
     pub fn netlink(action: impl Into<String>) -> impl FnOnce(NetlinkError) -> DriverError {
         let action = action.into();
-        move |source| DriverError::Netlink { action, source }
+        move |source| DriverError::Netlink {
+            action,
+            source: Box::new(source),
+        }
     }
 
     pub fn netns(action: impl Into<String>) -> impl FnOnce(NetnsError) -> DriverError {
         let action = action.into();
-        move |source| DriverError::Netns { action, source }
+        move |source| DriverError::Netns {
+            action,
+            source: Box::new(source),
+        }
     }
 }
 

@@ -141,10 +141,10 @@ impl Driver for BridgeDriver {
             .ok_or_else(|| DriverError::Unsupported(format!("bridge {bridge} of network {} is missing", network.name)))?;
         let ns_file = std::fs::File::open(&endpoint.netns).map_err(|source| DriverError::Netns {
             action: format!("open namespace {}", endpoint.netns.display()),
-            source: netns::NetnsError::Open {
+            source: Box::new(netns::NetnsError::Open {
                 path: endpoint.netns.clone(),
                 source,
-            },
+            }),
         })?;
         let spec = VethSpec {
             host_name: host_name.clone(),
