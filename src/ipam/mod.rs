@@ -295,6 +295,8 @@ pub enum IpamError {
     },
     #[error("address {ip} is not inside subnet {subnet}")]
     AddressOutsideSubnet { ip: IpAddr, subnet: IpNetwork },
+    #[error("address {ip} is outside the network's ip-range {range}")]
+    AddressOutsideRange { ip: IpAddr, range: IpNetwork },
     #[error("address {ip} is the {what} of subnet {subnet}")]
     AddressReserved {
         ip: IpAddr,
@@ -334,6 +336,7 @@ impl HasKind for IpamError {
             | NoPool { .. }
             | FamilyNotEnabled { .. }
             | AddressOutsideSubnet { .. }
+            | AddressOutsideRange { .. }
             | AddressReserved { .. } => ErrorKind::Invalid,
         }
     }

@@ -178,8 +178,8 @@ fn reserved_in(cfg: &SubnetConfig, ip: IpAddr) -> Option<String> {
 }
 
 /// Check a user-chosen (static) address against `cfg` and the addresses already `taken`
-/// (address → owner). As in Docker, a static address must lie in the subnet but may lie outside
-/// `ip_range`: the range only bounds dynamic allocation, so users can keep statics apart.
+/// (address → owner). As in Docker (libnetwork's ErrIPOutOfRange), a static address must lie in
+/// the subnet and, when the network has one, in its `ip_range`.
 pub fn check_address(
     cfg: &SubnetConfig,
     ip: IpAddr,
@@ -197,6 +197,9 @@ pub fn check_address(
             subnet: cfg.subnet,
             what,
         });
+    }
+    if let Some(range) = cfg.ip_range.filter(|r| !r.contains(ip)) {
+        return Err(IpamError::AddressOutsideRange { ip, range });
     }
     if let Some(owner) = taken.get(&ip) {
         return Err(IpamError::AddressInUse {
@@ -475,10 +478,10 @@ mod tests {
         c.ip_range = Some(net("10.0.0.128/25"));
         c.aux_addresses.insert("router".into(), ip("10.0.0.200"));
         let t = taken(&["10.0.0.7"]);
-        assert!(
-            check_address(&c, ip("10.0.0.5"), &t).is_ok(),
-            "outside ip_range is fine"
-        );
+        assert!(matches!(
+            check_address(&c, ip("10.0.0.5"), &t),
+            Err(IpamError::AddressOutsideRange { .. })
+        ));
         assert!(check_address(&c, ip("10.0.0.130"), &t).is_ok());
         let err = |s: &str| check_address(&c, ip(s), &t).unwrap_err();
         assert!(matches!(
