@@ -477,7 +477,7 @@ mod tests {
         let mut c = cfg("10.0.0.0/24");
         c.ip_range = Some(net("10.0.0.128/25"));
         c.aux_addresses.insert("router".into(), ip("10.0.0.200"));
-        let t = taken(&["10.0.0.7"]);
+        let t = taken(&["10.0.0.140"]);
         assert!(matches!(
             check_address(&c, ip("10.0.0.5"), &t),
             Err(IpamError::AddressOutsideRange { .. })
@@ -504,8 +504,8 @@ mod tests {
         assert!(
             matches!(err("10.0.0.200"), IpamError::AddressReserved { what, .. } if what == "auxiliary address router")
         );
-        let e = err("10.0.0.7");
-        assert!(matches!(&e, IpamError::AddressInUse { owner, .. } if owner == "ep-10.0.0.7"));
+        let e = err("10.0.0.140");
+        assert!(matches!(&e, IpamError::AddressInUse { owner, .. } if owner == "ep-10.0.0.140"));
         assert_eq!(e.kind(), ErrorKind::Conflict);
     }
 
