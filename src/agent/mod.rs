@@ -6,11 +6,20 @@
 
 pub mod config;
 pub mod lock;
+pub mod networks;
+pub mod reconcile;
+pub mod records;
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::drivers::bridge::BridgeDriver;
+use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
+use crate::firewall::Firewall;
+use crate::store::{EmbeddedStore, Store};
 use config::DaemonConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,21 +45,40 @@ pub struct Agent {
     /// Stable identity of this engine (kept in the data root), reported by `/info`.
     pub id: String,
     pub started: SystemTime,
+    pub store: Arc<dyn Store>,
+    drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    firewall: Firewall,
+    /// Serialises changes to networks and endpoints. Reads never wait on it; the store's
+    /// compare-and-swap commits keep concurrent agents (several hosts, later) consistent too.
+    mutations: tokio::sync::Mutex<()>,
 }
 
+/// Where the embedded store lives inside the data root.
+pub const STORE_FILE: &str = "warren.db";
+
 impl Agent {
-    pub fn new(config: DaemonConfig) -> Result<Agent, AgentError> {
+    /// Open the store and register the drivers. Touches no kernel state: see [`Agent::reconcile`].
+    pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
+        let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
+        let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
+        for driver in [Arc::new(BridgeDriver) as Arc<dyn Driver>] {
+            drivers.insert(driver.name(), driver);
+        }
         Ok(Agent {
             config,
             id,
             started: SystemTime::now(),
+            store: Arc::new(store),
+            drivers,
+            firewall: Firewall::default(),
+            mutations: tokio::sync::Mutex::new(()),
         })
     }
 
     /// Network drivers this agent can create networks with (reported by `/info`).
     pub fn network_drivers(&self) -> Vec<String> {
-        Vec::new()
+        self.drivers.keys().map(|d| d.to_string()).collect()
     }
 }
 

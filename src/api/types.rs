@@ -156,6 +156,10 @@ pub struct NetworkConnectRequest {
     pub container: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_config: Option<EndpointSettings>,
+    /// Warren extension: ports to publish for this endpoint (`[HOSTIP:]HOSTPORT:CTRPORT[/proto]`),
+    /// so plain namespaces can publish too. Docker clients never send it.
+    #[serde(rename = "Publish", default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
+    pub publish: Vec<String>,
 }
 
 /// `POST /networks/{id}/disconnect`.

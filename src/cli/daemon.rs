@@ -143,6 +143,7 @@ async fn serve(config: config::DaemonConfig, hosts: Vec<HostAddr>) -> Result<(),
         listeners.push(Listener::bind(host, config.tls.as_ref()).await?);
     }
     let agent = Arc::new(Agent::new(config)?);
+    agent.reconcile().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let signal = wait_for_signal().await;

@@ -26,6 +26,7 @@ const NETWORK_EXAMPLES: &str = "Examples:
   warren network create -o com.docker.network.bridge.name=br-lab --internal lab
   warren network connect mynet --netns lab1          # wire a named namespace (ip netns add lab1)
   warren network connect --ip 10.10.0.50 --alias db mynet --netns lab2
+  warren network connect -p 8080:80 bridge --netns web   # publish host port 8080
   warren network ls --filter driver=bridge
   warren network inspect mynet
   warren network disconnect mynet --netns lab1
@@ -125,6 +126,9 @@ pub struct ConnectArgs {
     /// Network-scoped alias (DNS name); repeatable
     #[arg(long = "alias", value_name = "NAME")]
     pub aliases: Vec<String>,
+    /// Publish a port: [HOSTIP:]HOSTPORT:CTRPORT[/tcp|udp]; ranges allowed; repeatable
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Connect a network namespace (NAME under /run/netns, or a path such as /proc/PID/ns/net)
     #[arg(long, value_name = "NAME|PATH", conflicts_with = "container")]
     pub netns: Option<String>,
@@ -355,6 +359,7 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                     ipam_config,
                     aliases: c.aliases.clone(),
                 }),
+                publish: c.publish.clone(),
             };
             client
                 .post_empty(&format!("/networks/{}/connect", encode_query(&c.network)), &request)

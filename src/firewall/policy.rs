@@ -114,7 +114,8 @@ pub fn required_sysctls(policy: &NetworkPolicy) -> Vec<(String, String)> {
 }
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,
     Udp,
@@ -138,7 +139,7 @@ impl fmt::Display for Proto {
 
 /// One published port: `host_ip:host_port/proto` → `container_ip:container_port`.
 /// Port ranges arrive expanded into one mapping per port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PortMapping {
     pub network_id: String,
     pub proto: Proto,

@@ -1,0 +1,153 @@
+//! Start-up reconciliation: the store holds intent, the kernel is observed.
+//!
+//! On start (after a clean stop, a crash or `nft flush ruleset` by someone else) the agent
+//! re-creates what its records describe and is missing, forgets endpoints whose namespace is
+//! gone, replaces its nftables table in one transaction (no gap in which established
+//! connections could be dropped), and removes host links with Warren's veth prefix that no
+//! record explains. It never touches objects it does not own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::SystemTime;
+
+use super::records::*;
+use super::{random_id, Agent};
+use crate::drivers::bridge::{DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC, OPT_MASQUERADE, OPT_MTU};
+use crate::drivers::NetworkSettings;
+use crate::error::{Error, ErrorKind};
+use crate::ipam::{self, NetworkRequest};
+use crate::netlink::Netlink;
+use crate::store::commit_with_retry;
+
+/// Name of the default network, as in Docker.
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// Prefix of the host ends of Warren's veths (see `bridge::host_veth_name`).
+const VETH_PREFIX: &str = "wv";
+
+impl Agent {
+    /// Bring the kernel in line with the records. Called once, before the API is served.
+    pub async fn reconcile(&self) -> Result<(), Error> {
+        let _guard = self.mutations.lock().await;
+        self.ensure_default_network().await?;
+        let mut policies = Vec::new();
+        let mut ports = Vec::new();
+        let mut live_veths = BTreeSet::new();
+        for network in self.networks()? {
+            let driver = self.driver(&network.driver)?;
+            let config = network.driver_config();
+            if let Err(e) = driver.create_network(&config).await {
+                tracing::error!(network = %network.name, error = %crate::error::chain(&e), "cannot restore network");
+                continue;
+            }
+            for endpoint in self.endpoints(&network.id)? {
+                let ep_config = endpoint.driver_config(&network);
+                if !endpoint.target.netns.exists() {
+                    tracing::info!(network = %network.name, target = %endpoint.target.name, "namespace is gone; removing its endpoint");
+                    let _ = driver.detach(&config, &ep_config).await;
+                    self.forget_endpoint(&endpoint)?;
+                    continue;
+                }
+                if let Some(veth) = &endpoint.host_ifname {
+                    if Netlink::current()?.link_index(veth).await?.is_none() {
+                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing endpoint");
+                        if let Err(e) = driver.attach(&config, &ep_config).await {
+                            tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
+                        }
+                    }
+                    live_veths.insert(veth.clone());
+                }
+                ports.extend(endpoint.ports.iter().cloned());
+            }
+            if driver.uses_nat() {
+                policies.push(network.firewall_policy());
+            }
+        }
+        self.firewall.replace_all(&policies, &ports)?;
+        self.remove_orphan_veths(&live_veths).await?;
+        Ok(())
+    }
+
+    /// Host ends of veths that carry Warren's prefix but belong to no endpoint (left by a crash
+    /// between creating a link and recording it) are deleted.
+    async fn remove_orphan_veths(&self, live: &BTreeSet<String>) -> Result<(), Error> {
+        let nl = Netlink::current()?;
+        for link in nl.links().await? {
+            let ours = link.name.starts_with(VETH_PREFIX) && link.kind.as_deref() == Some("veth");
+            if ours && !live.contains(&link.name) {
+                tracing::info!(link = %link.name, "removing orphaned veth");
+                nl.delete_link(&link.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The built-in `bridge` network (Warren's docker0) exists from the first start on.
+    async fn ensure_default_network(&self) -> Result<(), Error> {
+        if self.networks()?.iter().any(|n| n.builtin && n.name == DEFAULT_NETWORK) {
+            return Ok(());
+        }
+        let parse = |key: &str, value: &Option<String>| -> Result<Option<ipnetwork::IpNetwork>, Error> {
+            value
+                .as_deref()
+                .map(|v| v.parse().map_err(|e| Error::msg(ErrorKind::Invalid, format!("invalid {key} {v:?}: {e}"))))
+                .transpose()
+        };
+        let bip = parse("bip", &self.config.bip)?;
+        let fixed_cidr = parse("fixed-cidr", &self.config.fixed_cidr)?;
+        let request = NetworkRequest {
+            ipv4: vec![ipam::default_bridge_request(bip, fixed_cidr)?],
+            ipv6: Vec::new(),
+        };
+        let configured: Vec<ipam::AddressPool> = self
+            .config
+            .default_address_pools
+            .iter()
+            .map(|p| ipam::AddressPool { base: p.base, size: p.size })
+            .collect();
+        let pools = ipam::default_bridge_pools(&configured);
+        let host_routes = super::networks::host_routes().await?;
+        let id = random_id();
+        let mtu = self.config.mtu.unwrap_or(1500);
+        // What `docker network inspect bridge` shows for docker0.
+        let options: BTreeMap<String, String> = [
+            ("com.docker.network.bridge.default_bridge", "true"),
+            (OPT_ICC, "true"),
+            (OPT_MASQUERADE, "true"),
+            (OPT_HOST_BINDING, "0.0.0.0"),
+            (OPT_BRIDGE_NAME, DEFAULT_BRIDGE),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([(OPT_MTU.to_string(), mtu.to_string())])
+        .collect();
+        let (record, _) = commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
+            let (subnets, txn) = ipam::plan_network(self.store.as_ref(), &id, &request, &pools, &host_routes)?;
+            let record = NetworkRecord {
+                id: id.clone(),
+                name: DEFAULT_NETWORK.to_string(),
+                driver: "bridge".into(),
+                created: rfc3339(SystemTime::now()),
+                builtin: true,
+                internal: false,
+                attachable: false,
+                enable_ipv6: false,
+                subnets,
+                options: options.clone(),
+                labels: BTreeMap::new(),
+                settings: NetworkSettings {
+                    interface: DEFAULT_BRIDGE.to_string(),
+                    mtu: self.config.mtu,
+                    icc: true,
+                    masquerade: true,
+                    host_binding_ipv4: None,
+                },
+            };
+            let txn = txn
+                .create_json(network_key(&id)?, &record)?
+                .create_json(name_key(DEFAULT_NETWORK)?, &record.id)?;
+            Ok((record, txn))
+        })?;
+        let subnet = record.subnets.first().map(|s| s.subnet.to_string()).unwrap_or_default();
+        tracing::info!(bridge = DEFAULT_BRIDGE, %subnet, "default network created");
+        Ok(())
+    }
+}
