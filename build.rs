@@ -10,7 +10,8 @@ fn capture(cmd: &str, args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let commit = capture("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let commit =
+        capture("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let rustc_version = capture(&rustc, &["--version"]).unwrap_or_else(|| "rustc".into());
     println!("cargo:rustc-env=WARREN_GIT_COMMIT={commit}");

@@ -43,7 +43,10 @@ fn docker_cli_version_and_info_work_against_warren() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "docker info failed: {stderr}");
     let data_root = sb.dir.path().join("data");
-    assert!(stdout.contains(&format!("Docker Root Dir: {}", data_root.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Docker Root Dir: {}", data_root.display())),
+        "{stdout}"
+    );
     assert!(stdout.contains("Swarm: inactive"), "{stdout}");
 }
 
@@ -51,7 +54,10 @@ fn docker_cli_version_and_info_work_against_warren() {
 fn warren_cli_prints_text_and_json() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(&[]);
-    let out = sb.ok(bin("warren"), &["-H", &agent.host(), "info", "--format", "json"]);
+    let out = sb.ok(
+        bin("warren"),
+        &["-H", &agent.host(), "info", "--format", "json"],
+    );
     let info: serde_json::Value = serde_json::from_str(&out).expect("info is JSON");
     assert_eq!(info["ID"].as_str().map(str::len), Some(64));
     assert_eq!(info["OSType"], "linux");
@@ -72,7 +78,11 @@ fn socket_is_root_only() {
     use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
     let agent = sb.start_agent(&[]);
-    let mode = std::fs::metadata(&agent.socket).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&agent.socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o660, "socket mode is {mode:o}");
 }
 
@@ -82,21 +92,72 @@ fn ping_negotiation_errors_and_keepalive_follow_docker() {
     let agent = sb.start_agent(&[]);
     let sock = agent.socket.to_str().unwrap();
     // HEAD /_ping: headers the docker CLI negotiates with, and no body.
-    let head = sb.ok("curl", &["-sS", "-I", "--unix-socket", sock, "http://w/_ping"]);
+    let head = sb.ok(
+        "curl",
+        &["-sS", "-I", "--unix-socket", sock, "http://w/_ping"],
+    );
     let head = head.to_ascii_lowercase();
-    for header in ["api-version: 1.50", "ostype: linux", "docker-experimental: false", "server: warren/", "swarm: inactive"] {
+    for header in [
+        "api-version: 1.50",
+        "ostype: linux",
+        "docker-experimental: false",
+        "server: warren/",
+        "swarm: inactive",
+    ] {
         assert!(head.contains(header), "missing {header} in {head}");
     }
     // Unknown path: 404 with a JSON message.
-    let out = sb.ok("curl", &["-sS", "-w", "\n%{http_code}", "--unix-socket", sock, "http://w/v1.44/nope"]);
+    let out = sb.ok(
+        "curl",
+        &[
+            "-sS",
+            "-w",
+            "\n%{http_code}",
+            "--unix-socket",
+            sock,
+            "http://w/v1.44/nope",
+        ],
+    );
     assert!(out.ends_with("\n404"), "{out}");
     assert!(out.contains("\"message\""), "{out}");
     // Too-new version prefix: 400.
-    let out = sb.ok("curl", &["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock, "http://w/v1.99/version"]);
+    let out = sb.ok(
+        "curl",
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            sock,
+            "http://w/v1.99/version",
+        ],
+    );
     assert_eq!(out, "400");
     // Keep-alive: curl reuses one connection for both requests.
-    let out = sb.ok("curl", &["-sS", "-v", "--unix-socket", sock, "http://w/_ping", "http://w/v1.24/_ping"]);
-    let (_, stderr) = text(&sb.run("curl", &["-sS", "-v", "--unix-socket", sock, "http://w/_ping", "http://w/v1.24/_ping"]));
+    let out = sb.ok(
+        "curl",
+        &[
+            "-sS",
+            "-v",
+            "--unix-socket",
+            sock,
+            "http://w/_ping",
+            "http://w/v1.24/_ping",
+        ],
+    );
+    let (_, stderr) = text(&sb.run(
+        "curl",
+        &[
+            "-sS",
+            "-v",
+            "--unix-socket",
+            sock,
+            "http://w/_ping",
+            "http://w/v1.24/_ping",
+        ],
+    ));
     assert_eq!(out, "OKOK");
     assert!(stderr.contains("Re-using existing connection"), "{stderr}");
 }
@@ -111,10 +172,14 @@ fn second_agent_on_same_roots_is_refused() {
     let out = warrend_cmd(
         &sb,
         &[
-            "--config-file", sb.dir.path().join("daemon.json").to_str().unwrap(),
-            "--data-root", data.to_str().unwrap(),
-            "--exec-root", exec.to_str().unwrap(),
-            "-H", &format!("unix://{}", other_sock.display()),
+            "--config-file",
+            sb.dir.path().join("daemon.json").to_str().unwrap(),
+            "--data-root",
+            data.to_str().unwrap(),
+            "--exec-root",
+            exec.to_str().unwrap(),
+            "-H",
+            &format!("unix://{}", other_sock.display()),
         ],
     )
     .output()
@@ -123,7 +188,10 @@ fn second_agent_on_same_roots_is_refused() {
     assert!(!out.status.success());
     assert!(stderr.contains("in use by another warrend"), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", agent.pid())), "{stderr}");
-    assert!(!other_sock.exists(), "the refused agent must not create its socket");
+    assert!(
+        !other_sock.exists(),
+        "the refused agent must not create its socket"
+    );
 }
 
 #[test]
@@ -135,10 +203,14 @@ fn two_agents_with_their_own_roots_run_side_by_side() {
     let mut second = warrend_cmd(
         &sb,
         &[
-            "--config-file", sb.dir.path().join("daemon.json").to_str().unwrap(),
-            "--data-root", root.join("data").to_str().unwrap(),
-            "--exec-root", root.join("run").to_str().unwrap(),
-            "-H", &format!("unix://{}", sock.display()),
+            "--config-file",
+            sb.dir.path().join("daemon.json").to_str().unwrap(),
+            "--data-root",
+            root.join("data").to_str().unwrap(),
+            "--exec-root",
+            root.join("run").to_str().unwrap(),
+            "-H",
+            &format!("unix://{}", sock.display()),
         ],
     )
     .spawn()
@@ -147,8 +219,20 @@ fn two_agents_with_their_own_roots_run_side_by_side() {
     while !sock.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let a = sb.ok(bin("warren"), &["-H", &first.host(), "info", "--format", "json"]);
-    let b = sb.ok(bin("warren"), &["-H", &format!("unix://{}", sock.display()), "info", "--format", "json"]);
+    let a = sb.ok(
+        bin("warren"),
+        &["-H", &first.host(), "info", "--format", "json"],
+    );
+    let b = sb.ok(
+        bin("warren"),
+        &[
+            "-H",
+            &format!("unix://{}", sock.display()),
+            "info",
+            "--format",
+            "json",
+        ],
+    );
     let id = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["ID"].clone();
     assert_ne!(id(&a), id(&b), "each agent has its own identity");
     let _ = second.kill();
@@ -160,7 +244,11 @@ fn sigterm_stops_cleanly_and_removes_the_socket() {
     let sb = Sandbox::new();
     let mut agent = sb.start_agent(&[]);
     let status = agent.stop();
-    assert!(status.success(), "warrend exited with {status}; log:\n{}", agent.log_text());
+    assert!(
+        status.success(),
+        "warrend exited with {status}; log:\n{}",
+        agent.log_text()
+    );
     assert!(!agent.socket.exists(), "socket left behind");
     assert!(agent.log_text().contains("warrend stopped"));
 }
@@ -168,11 +256,21 @@ fn sigterm_stops_cleanly_and_removes_the_socket() {
 #[test]
 fn missing_agent_gives_one_clear_line() {
     let sb = Sandbox::new();
-    let out = sb.run(bin("warren"), &["-H", "unix:///nonexistent/warren.sock", "info"]);
+    let out = sb.run(
+        bin("warren"),
+        &["-H", "unix:///nonexistent/warren.sock", "info"],
+    );
     let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(6), "unavailable exit code; stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "unavailable exit code; stderr: {stderr}"
+    );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("unix:///nonexistent/warren.sock"), "{stderr}");
+    assert!(
+        stderr.contains("unix:///nonexistent/warren.sock"),
+        "{stderr}"
+    );
     assert!(stderr.contains("warrend"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -185,7 +283,10 @@ fn config_file_errors_are_clear() {
         ("{\n  \"debug\": true,\n}\n", "line 3"),
         ("{\"mtu\": 5}", "mtu"),
         ("{\"hosts\": [\"tcp://127.0.0.1:2376\"]}", "mutual TLS"),
-        ("{\"data-root\": \"/tmp/a\"}", "both as a flag and in the configuration file: data-root"),
+        (
+            "{\"data-root\": \"/tmp/a\"}",
+            "both as a flag and in the configuration file: data-root",
+        ),
     ];
     for (i, (json, expect)) in cases.iter().enumerate() {
         let file = sb.dir.path().join(format!("bad-{i}.json"));
@@ -193,19 +294,27 @@ fn config_file_errors_are_clear() {
         let out = warrend_cmd(
             &sb,
             &[
-                "--config-file", file.to_str().unwrap(),
-                "--data-root", sb.dir.path().join(format!("d{i}")).to_str().unwrap(),
-                "--exec-root", sb.dir.path().join(format!("r{i}")).to_str().unwrap(),
+                "--config-file",
+                file.to_str().unwrap(),
+                "--data-root",
+                sb.dir.path().join(format!("d{i}")).to_str().unwrap(),
+                "--exec-root",
+                sb.dir.path().join(format!("r{i}")).to_str().unwrap(),
             ],
         )
         .output()
         .unwrap();
         let (_, stderr) = text(&out);
         assert!(!out.status.success(), "case {i} should fail");
-        assert!(stderr.contains(expect), "case {i}: expected {expect:?} in {stderr}");
+        assert!(
+            stderr.contains(expect),
+            "case {i}: expected {expect:?} in {stderr}"
+        );
     }
     // An explicitly named but missing config file is an error too.
-    let out = warrend_cmd(&sb, &["--config-file", "/nonexistent/daemon.json"]).output().unwrap();
+    let out = warrend_cmd(&sb, &["--config-file", "/nonexistent/daemon.json"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).1.contains("/nonexistent/daemon.json"));
 }
@@ -217,10 +326,14 @@ fn tcp_without_tls_is_refused() {
     let out = warrend_cmd(
         &sb,
         &[
-            "--config-file", sb.dir.path().join("none.json").to_str().unwrap(),
-            "-H", "tcp://127.0.0.1:2376",
-            "--data-root", sb.dir.path().join("d").to_str().unwrap(),
-            "--exec-root", sb.dir.path().join("r").to_str().unwrap(),
+            "--config-file",
+            sb.dir.path().join("none.json").to_str().unwrap(),
+            "-H",
+            "tcp://127.0.0.1:2376",
+            "--data-root",
+            sb.dir.path().join("d").to_str().unwrap(),
+            "--exec-root",
+            sb.dir.path().join("r").to_str().unwrap(),
         ],
     )
     .output()
@@ -255,8 +368,17 @@ extendedKeyUsage=serverAuth"
         leaf client client "extendedKeyUsage=clientAuth"
         cp client.pem cert.pem; cp client-key.pem key.pem
     "#;
-    let out = Command::new("sh").arg("-c").arg(script).current_dir(&dir).output().unwrap();
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
@@ -267,22 +389,53 @@ fn tcp_with_mutual_tls_serves_docker_and_refuses_clients_without_a_certificate()
     let c = |f: &str| certs.join(f).display().to_string();
     let sock = sb.dir.path().join("run/warren.sock");
     let _agent = sb.start_agent(&[
-        "-H", "tcp://127.0.0.1:2376",
-        "--tlsverify", "--tlscacert", &c("ca.pem"), "--tlscert", &c("server.pem"), "--tlskey", &c("server-key.pem"),
+        "-H",
+        "tcp://127.0.0.1:2376",
+        "--tlsverify",
+        "--tlscacert",
+        &c("ca.pem"),
+        "--tlscert",
+        &c("server.pem"),
+        "--tlskey",
+        &c("server-key.pem"),
     ]);
     // start_agent listens on the unix socket too; the TCP listener is bound before it.
     assert!(sock.exists());
-    let tls = ["--tlsverify", "--tlscacert", &c("ca.pem"), "--tlscert", &c("client.pem"), "--tlskey", &c("client-key.pem")];
+    let tls = [
+        "--tlsverify",
+        "--tlscacert",
+        &c("ca.pem"),
+        "--tlscert",
+        &c("client.pem"),
+        "--tlskey",
+        &c("client-key.pem"),
+    ];
     let mut args: Vec<&str> = tls.to_vec();
     args.extend(["-H", "tcp://127.0.0.1:2376", "version"]);
     let out = docker(&sb, &args);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "docker over mutual TLS failed: {stderr}");
+    assert!(
+        out.status.success(),
+        "docker over mutual TLS failed: {stderr}"
+    );
     assert!(stdout.contains("Server: Warren"), "{stdout}");
 
     // No client certificate: the handshake is refused.
-    let out = docker(&sb, &["--tlsverify", "--tlscacert", &c("ca.pem"), "-H", "tcp://127.0.0.1:2376", "version"]);
-    assert!(!out.status.success(), "a client without a certificate must be refused");
+    let out = docker(
+        &sb,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &c("ca.pem"),
+            "-H",
+            "tcp://127.0.0.1:2376",
+            "version",
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "a client without a certificate must be refused"
+    );
     assert!(!text(&out).0.contains("Server: Warren"));
     // Plain HTTP on the TLS port gets nothing useful either.
     let out = sb.run("curl", &["-sS", "-m", "3", "http://127.0.0.1:2376/_ping"]);

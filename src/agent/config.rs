@@ -113,7 +113,9 @@ impl Settings {
     pub fn from_file(path: &Path, explicit: bool) -> Result<Settings, ConfigError> {
         match std::fs::read_to_string(path) {
             Ok(text) => Settings::from_json(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(Settings::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok(Settings::default())
+            }
             Err(source) => Err(ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
@@ -152,7 +154,10 @@ impl Settings {
         let exec_root = pick!(exec_root).unwrap_or_else(|| PathBuf::from(DEFAULT_EXEC_ROOT));
         let hosts = pick!(hosts).unwrap_or_default();
         let hosts = if hosts.is_empty() {
-            vec![format!("unix://{}", exec_root.join(DEFAULT_SOCKET_NAME).display())]
+            vec![format!(
+                "unix://{}",
+                exec_root.join(DEFAULT_SOCKET_NAME).display()
+            )]
         } else {
             hosts
         };
@@ -224,7 +229,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = parse(r#"{"data-root":"/d","bogus-key":1}"#).unwrap_err().to_string();
+        let err = parse(r#"{"data-root":"/d","bogus-key":1}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bogus-key"), "{err}");
         assert!(err.contains("line 1"), "{err}");
     }
@@ -267,7 +274,9 @@ mod tests {
             tlscacert: Some("/ca.pem".into()),
             ..Default::default()
         };
-        let err = Settings::merge(flags, Settings::default()).unwrap_err().to_string();
+        let err = Settings::merge(flags, Settings::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tlscert"), "{err}");
     }
 

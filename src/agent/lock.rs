@@ -85,7 +85,11 @@ fn lock_one(root: &Path) -> Result<Flock<File>, LockError> {
             let holder = holder.trim();
             return Err(LockError::Held {
                 root: root.to_path_buf(),
-                holder: if holder.is_empty() { "unknown".into() } else { holder.to_string() },
+                holder: if holder.is_empty() {
+                    "unknown".into()
+                } else {
+                    holder.to_string()
+                },
             });
         }
         Err((_, source)) => return Err(LockError::Lock { path, source }),
@@ -110,7 +114,10 @@ mod tests {
         // flock is per open file description, so a second open in the same process conflicts.
         let err = RootLock::acquire(&[dir.path()]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Conflict);
-        assert!(err.to_string().contains(&std::process::id().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&std::process::id().to_string()),
+            "{err}"
+        );
     }
 
     #[test]

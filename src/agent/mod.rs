@@ -61,10 +61,11 @@ impl Agent {
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
-        let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
-        for driver in [Arc::new(BridgeDriver) as Arc<dyn Driver>] {
-            drivers.insert(driver.name(), driver);
-        }
+        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> =
+            [Arc::new(BridgeDriver) as Arc<dyn Driver>]
+                .into_iter()
+                .map(|d| (d.name(), d))
+                .collect();
         Ok(Agent {
             config,
             id,

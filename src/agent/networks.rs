@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use ipnetwork::IpNetwork;
@@ -28,13 +28,17 @@ fn validate_network_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if ok {
         Ok(())
     } else {
         Err(Error::msg(
             ErrorKind::Invalid,
-            format!("invalid network name {name:?}: use 1-128 characters [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+            format!(
+                "invalid network name {name:?}: use 1-128 characters [a-zA-Z0-9][a-zA-Z0-9_.-]*"
+            ),
         ))
     }
 }
@@ -43,13 +47,19 @@ fn validate_network_name(name: &str) -> Result<(), Error> {
 fn validate_alias(alias: &str) -> Result<(), Error> {
     let ok = !alias.is_empty()
         && alias.len() <= 253
-        && alias
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        && alias.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
     if ok {
         Ok(())
     } else {
-        Err(Error::msg(ErrorKind::Invalid, format!("invalid alias {alias:?}: not a DNS name")))
+        Err(Error::msg(
+            ErrorKind::Invalid,
+            format!("invalid alias {alias:?}: not a DNS name"),
+        ))
     }
 }
 
@@ -81,17 +91,23 @@ fn pool_requests(request: &NetworkCreateRequest) -> Result<Vec<PoolRequest>, Err
         return Ok(Vec::new());
     };
     if !matches!(ipam.driver.as_str(), "" | "default") {
-        return Err(invalid(format!("IPAM driver {:?} is not supported (only \"default\")", ipam.driver)));
+        return Err(invalid(format!(
+            "IPAM driver {:?} is not supported (only \"default\")",
+            ipam.driver
+        )));
     }
     if !ipam.options.is_empty() {
-        return Err(invalid("IPAM options are not supported by the default IPAM driver"));
+        return Err(invalid(
+            "IPAM options are not supported by the default IPAM driver",
+        ));
     }
     ipam.config
         .iter()
         .map(|c| {
             let mut aux = BTreeMap::new();
             for (name, ip) in &c.aux_addresses {
-                let ip = parse_ip("auxiliary address", ip)?.ok_or_else(|| invalid(format!("empty auxiliary address {name}")))?;
+                let ip = parse_ip("auxiliary address", ip)?
+                    .ok_or_else(|| invalid(format!("empty auxiliary address {name}")))?;
                 aux.insert(name.clone(), ip);
             }
             Ok(PoolRequest {
@@ -120,7 +136,10 @@ impl Teardown {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(Error::msg(ErrorKind::Internal, format!("{action}: {}", self.0.join("; "))))
+            Err(Error::msg(
+                ErrorKind::Internal,
+                format!("{action}: {}", self.0.join("; ")),
+            ))
         }
     }
 }
@@ -169,11 +188,19 @@ impl Agent {
 
     /// Find a network as Docker does: full id, then exact name, then unique id prefix.
     pub fn find_network(&self, id_or_name: &str) -> Result<NetworkRecord, Error> {
-        let not_found = || Error::msg(ErrorKind::NotFound, format!("network {id_or_name} not found"));
+        let not_found = || {
+            Error::msg(
+                ErrorKind::NotFound,
+                format!("network {id_or_name} not found"),
+            )
+        };
         if id_or_name.is_empty() || id_or_name.contains('/') {
             return Err(not_found());
         }
-        if let Some((n, _)) = self.store.get_json::<NetworkRecord>(&network_key(id_or_name)?)? {
+        if let Some((n, _)) = self
+            .store
+            .get_json::<NetworkRecord>(&network_key(id_or_name)?)?
+        {
             return Ok(n);
         }
         if let Some((id, _)) = self.store.get_json::<String>(&name_key(id_or_name)?)? {
@@ -189,24 +216,46 @@ impl Agent {
         match matches.len() {
             0 => Err(not_found()),
             1 => Ok(matches.into_iter().next().expect("one match")),
-            k => Err(invalid(format!("network {id_or_name} is ambiguous ({k} matches found based on ID prefix)"))),
+            k => Err(invalid(format!(
+                "network {id_or_name} is ambiguous ({k} matches found based on ID prefix)"
+            ))),
         }
     }
 
     /// `POST /networks/create`.
-    pub async fn create_network(&self, request: NetworkCreateRequest) -> Result<NetworkRecord, Error> {
+    pub async fn create_network(
+        &self,
+        request: NetworkCreateRequest,
+    ) -> Result<NetworkRecord, Error> {
         let _guard = self.mutations.lock().await;
         validate_network_name(&request.name)?;
-        let driver_name = if request.driver.is_empty() { "bridge" } else { request.driver.as_str() };
+        let driver_name = if request.driver.is_empty() {
+            "bridge"
+        } else {
+            request.driver.as_str()
+        };
         let driver = self.driver(driver_name)?;
-        if request.ingress || request.config_only || request.config_from.as_ref().is_some_and(|c| !c.network.is_empty()) {
-            return Err(invalid("ingress, config-only and config-from networks are not supported"));
+        if request.ingress
+            || request.config_only
+            || request
+                .config_from
+                .as_ref()
+                .is_some_and(|c| !c.network.is_empty())
+        {
+            return Err(invalid(
+                "ingress, config-only and config-from networks are not supported",
+            ));
         }
         if !matches!(request.scope.as_str(), "" | "local") {
-            return Err(invalid(format!("scope {:?} is not supported by the {driver_name} driver", request.scope)));
+            return Err(invalid(format!(
+                "scope {:?} is not supported by the {driver_name} driver",
+                request.scope
+            )));
         }
         if request.enable_ipv4 == Some(false) {
-            return Err(invalid("IPv6-only networks are not supported; leave IPv4 enabled"));
+            return Err(invalid(
+                "IPv6-only networks are not supported; leave IPv4 enabled",
+            ));
         }
         if self.store.get(&name_key(&request.name)?)?.is_some() {
             return Err(Error::msg(
@@ -215,16 +264,24 @@ impl Agent {
             ));
         }
         let id = random_id();
-        let settings = driver.configure(&id, &request.options, request.internal, self.config.mtu)?;
+        let settings =
+            driver.configure(&id, &request.options, request.internal, self.config.mtu)?;
         let existing = self.networks()?;
-        if let Some(other) = existing.iter().find(|n| n.settings.interface == settings.interface) {
+        if let Some(other) = existing
+            .iter()
+            .find(|n| n.settings.interface == settings.interface)
+        {
             return Err(Error::msg(
                 ErrorKind::Conflict,
-                format!("interface {} is already used by network {}", settings.interface, other.name),
+                format!(
+                    "interface {} is already used by network {}",
+                    settings.interface, other.name
+                ),
             ));
         }
         let enable_ipv6 = request.enable_ipv6.unwrap_or(false);
-        let ipam_request = NetworkRequest::from_docker(pool_requests(&request)?, true, enable_ipv6)?;
+        let ipam_request =
+            NetworkRequest::from_docker(pool_requests(&request)?, true, enable_ipv6)?;
         let host_routes = host_routes().await?;
         let pools = self.user_pools();
         let record_for = |subnets| NetworkRecord {
@@ -242,7 +299,13 @@ impl Agent {
             settings: settings.clone(),
         };
         let (record, _) = commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
-            let (subnets, txn) = ipam::plan_network(self.store.as_ref(), &id, &ipam_request, &pools, &host_routes)?;
+            let (subnets, txn) = ipam::plan_network(
+                self.store.as_ref(),
+                &id,
+                &ipam_request,
+                &pools,
+                &host_routes,
+            )?;
             let record = record_for(subnets);
             let txn = txn
                 .create_json(network_key(&id)?, &record)?
@@ -258,7 +321,11 @@ impl Agent {
     }
 
     /// Driver objects and firewall chains of a recorded network; undone together on failure.
-    async fn build_network(&self, driver: &dyn Driver, record: &NetworkRecord) -> Result<(), Error> {
+    async fn build_network(
+        &self,
+        driver: &dyn Driver,
+        record: &NetworkRecord,
+    ) -> Result<(), Error> {
         let config = record.driver_config();
         if let Err(e) = driver.create_network(&config).await {
             let _ = driver.delete_network(&config).await;
@@ -294,22 +361,35 @@ impl Agent {
 
     async fn remove_network(&self, record: &NetworkRecord) -> Result<(), Error> {
         if record.builtin {
-            return Err(invalid(format!("{} is a pre-defined network and cannot be removed", record.name)));
+            return Err(invalid(format!(
+                "{} is a pre-defined network and cannot be removed",
+                record.name
+            )));
         }
         let endpoints = self.endpoints(&record.id)?;
         if !endpoints.is_empty() {
             let names: Vec<&str> = endpoints.iter().map(|e| e.target.name.as_str()).collect();
             return Err(Error::msg(
                 ErrorKind::Conflict,
-                format!("network {} has active endpoints ({})", record.name, names.join(", ")),
+                format!(
+                    "network {} has active endpoints ({})",
+                    record.name,
+                    names.join(", ")
+                ),
             ));
         }
         let driver = self.driver(&record.driver)?;
         let mut teardown = Teardown::default();
         if driver.uses_nat() {
-            teardown.note("remove firewall chains", self.firewall.remove_network(&record.firewall_policy()));
+            teardown.note(
+                "remove firewall chains",
+                self.firewall.remove_network(&record.firewall_policy()),
+            );
         }
-        teardown.note("remove driver objects", driver.delete_network(&record.driver_config()).await);
+        teardown.note(
+            "remove driver objects",
+            driver.delete_network(&record.driver_config()).await,
+        );
         teardown.note("remove records", self.forget_network(record));
         tracing::info!(network = %record.name, "network removed");
         teardown.finish(&format!("remove network {}", record.name))
@@ -320,7 +400,10 @@ impl Agent {
         let _guard = self.mutations.lock().await;
         let mut removed = Vec::new();
         for record in self.networks()? {
-            if record.builtin || !filters.labels_match(&record.labels) || !self.endpoints(&record.id)?.is_empty() {
+            if record.builtin
+                || !filters.labels_match(&record.labels)
+                || !self.endpoints(&record.id)?.is_empty()
+            {
                 continue;
             }
             self.remove_network(&record).await?;
@@ -341,7 +424,10 @@ impl Agent {
         } else if target.starts_with('/') {
             (target.to_string(), crate::netns::resolve(target)?)
         } else {
-            return Err(Error::msg(ErrorKind::NotFound, format!("No such container: {target}")));
+            return Err(Error::msg(
+                ErrorKind::NotFound,
+                format!("No such container: {target}"),
+            ));
         };
         Ok(Target {
             name,
@@ -351,7 +437,11 @@ impl Agent {
     }
 
     /// The endpoint of `network` whose namespace is `target`'s, if any.
-    fn endpoint_of(&self, network_id: &str, target: &Target) -> Result<Option<EndpointRecord>, Error> {
+    fn endpoint_of(
+        &self,
+        network_id: &str,
+        target: &Target,
+    ) -> Result<Option<EndpointRecord>, Error> {
         for ep in self.endpoints(network_id)? {
             let same = ep.target.name == target.name
                 || crate::netns::same_namespace(&ep.target.netns, &target.netns).unwrap_or(false);
@@ -363,14 +453,21 @@ impl Agent {
     }
 
     /// `POST /networks/{id}/connect`.
-    pub async fn connect(&self, id_or_name: &str, request: NetworkConnectRequest) -> Result<EndpointRecord, Error> {
+    pub async fn connect(
+        &self,
+        id_or_name: &str,
+        request: NetworkConnectRequest,
+    ) -> Result<EndpointRecord, Error> {
         let _guard = self.mutations.lock().await;
         let network = self.find_network(id_or_name)?;
         let target = self.resolve_target(&request.container)?;
         if let Some(ep) = self.endpoint_of(&network.id, &target)? {
             return Err(Error::msg(
                 ErrorKind::Conflict,
-                format!("endpoint for {} already exists in network {} ({})", target.name, network.name, ep.ifname),
+                format!(
+                    "endpoint for {} already exists in network {} ({})",
+                    target.name, network.name, ep.ifname
+                ),
             ));
         }
         let settings = request.endpoint_config.unwrap_or_default();
@@ -378,16 +475,29 @@ impl Agent {
             validate_alias(alias)?;
         }
         let (want_v4, want_v6) = match &settings.ipam_config {
-            Some(c) => (parse_ip("IPv4 address", &c.ipv4_address)?, parse_ip("IPv6 address", &c.ipv6_address)?),
+            Some(c) => (
+                parse_ip("IPv4 address", &c.ipv4_address)?,
+                parse_ip("IPv6 address", &c.ipv6_address)?,
+            ),
             None => (None, None),
         };
         for (ip, v4) in [(want_v4, true), (want_v6, false)] {
             if let Some(ip) = ip.filter(|ip| ip.is_ipv4() != v4) {
-                return Err(invalid(format!("{ip} is not an IPv{} address", if v4 { 4 } else { 6 })));
+                return Err(invalid(format!(
+                    "{ip} is not an IPv{} address",
+                    if v4 { 4 } else { 6 }
+                )));
             }
             if let Some(ip) = ip {
-                if !network.subnets.iter().any(|s| s.subnet.is_ipv4() == ip.is_ipv4()) {
-                    return Err(invalid(format!("network {} has no subnet for {ip}", network.name)));
+                if !network
+                    .subnets
+                    .iter()
+                    .any(|s| s.subnet.is_ipv4() == ip.is_ipv4())
+                {
+                    return Err(invalid(format!(
+                        "network {} has no subnet for {ip}",
+                        network.name
+                    )));
                 }
             }
         }
@@ -402,12 +512,17 @@ impl Agent {
             return Err(invalid(format!(
                 "ports cannot be published on network {} ({})",
                 network.name,
-                if network.internal { "internal network" } else { "driver without NAT" }
+                if network.internal {
+                    "internal network"
+                } else {
+                    "driver without NAT"
+                }
             )));
         }
         let ifname = next_ifname(&target.netns).await?;
         let id = random_id();
-        let host_ifname = (network.driver == "bridge").then(|| crate::drivers::bridge::host_veth_name(&id));
+        let host_ifname =
+            (network.driver == "bridge").then(|| crate::drivers::bridge::host_veth_name(&id));
         let mac = random_mac();
 
         // Reserve addresses and write the record in one commit.
@@ -415,9 +530,17 @@ impl Agent {
             let mut txn = Txn::new();
             let mut addresses = Vec::new();
             for subnet in &network.subnets {
-                let requested = if subnet.subnet.is_ipv4() { want_v4 } else { want_v6 };
-                let (ip, t) = ipam::plan_allocate(self.store.as_ref(), &network.id, subnet, &id, requested)?;
-                addresses.push(IpNetwork::new(ip, subnet.subnet.prefix()).map_err(|e| invalid(e.to_string()))?);
+                let requested = if subnet.subnet.is_ipv4() {
+                    want_v4
+                } else {
+                    want_v6
+                };
+                let (ip, t) =
+                    ipam::plan_allocate(self.store.as_ref(), &network.id, subnet, &id, requested)?;
+                addresses.push(
+                    IpNetwork::new(ip, subnet.subnet.prefix())
+                        .map_err(|e| invalid(e.to_string()))?,
+                );
                 txn = txn.merge(t);
             }
             let ports = self.assign_ports(&network, &port_specs, &addresses)?;
@@ -489,7 +612,9 @@ impl Agent {
                         ErrorKind::Conflict,
                         format!(
                             "Bind for {}:{} failed: port is already allocated",
-                            spec.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                            spec.host_ip
+                                .map(|i| i.to_string())
+                                .unwrap_or_else(|| "0.0.0.0".into()),
                             match spec.host_port {
                                 HostPort::Fixed(p) => p.to_string(),
                                 HostPort::OneOf { start, end } => format!("{start}-{end}"),
@@ -502,7 +627,9 @@ impl Agent {
             out.push(PortMapping {
                 network_id: network.short_id().to_string(),
                 proto: spec.proto,
-                host_ip: spec.host_ip.or(network.settings.host_binding_ipv4.map(IpAddr::V4)),
+                host_ip: spec
+                    .host_ip
+                    .or(network.settings.host_binding_ipv4.map(IpAddr::V4)),
                 host_port,
                 container_ip,
                 container_port: spec.container_port,
@@ -522,41 +649,62 @@ impl Agent {
     }
 
     /// `POST /networks/{id}/disconnect`.
-    pub async fn disconnect(&self, id_or_name: &str, request: NetworkDisconnectRequest) -> Result<(), Error> {
+    pub async fn disconnect(
+        &self,
+        id_or_name: &str,
+        request: NetworkDisconnectRequest,
+    ) -> Result<(), Error> {
         let _guard = self.mutations.lock().await;
         let network = self.find_network(id_or_name)?;
         let endpoint = match self.resolve_target(&request.container) {
             Ok(target) => self.endpoint_of(&network.id, &target)?,
             // With --force, a namespace that no longer exists is matched by the name it had.
-            Err(e) if request.force && e.kind() == ErrorKind::NotFound => self
-                .endpoints(&network.id)?
-                .into_iter()
-                .find(|ep| ep.target.name == request.container || ep.target.netns == Path::new(&request.container)),
+            Err(e) if request.force && e.kind() == ErrorKind::NotFound => {
+                self.endpoints(&network.id)?.into_iter().find(|ep| {
+                    ep.target.name == request.container
+                        || ep.target.netns == Path::new(&request.container)
+                })
+            }
             Err(e) => return Err(e),
         };
         let endpoint = endpoint.ok_or_else(|| {
             Error::msg(
                 ErrorKind::NotFound,
-                format!("{} is not connected to network {}", request.container, network.name),
+                format!(
+                    "{} is not connected to network {}",
+                    request.container, network.name
+                ),
             )
         })?;
         self.detach_endpoint(&network, &endpoint).await
     }
 
     /// Remove an endpoint from the kernel, the firewall and the store; keeps going on failure.
-    pub(super) async fn detach_endpoint(&self, network: &NetworkRecord, endpoint: &EndpointRecord) -> Result<(), Error> {
+    pub(super) async fn detach_endpoint(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+    ) -> Result<(), Error> {
         let mut teardown = Teardown::default();
         if !endpoint.ports.is_empty() {
-            teardown.note("unpublish ports", self.firewall.remove_ports(&endpoint.ports));
+            teardown.note(
+                "unpublish ports",
+                self.firewall.remove_ports(&endpoint.ports),
+            );
         }
         let driver = self.driver(&network.driver)?;
         teardown.note(
             "remove interface",
-            driver.detach(&network.driver_config(), &endpoint.driver_config(network)).await,
+            driver
+                .detach(&network.driver_config(), &endpoint.driver_config(network))
+                .await,
         );
         teardown.note("remove record", self.forget_endpoint(endpoint));
         tracing::debug!(network = %network.name, target = %endpoint.target.name, "endpoint detached");
-        teardown.finish(&format!("disconnect {} from {}", endpoint.target.name, network.name))
+        teardown.finish(&format!(
+            "disconnect {} from {}",
+            endpoint.target.name, network.name
+        ))
     }
 
     /// User-network pools: daemon.json `default-address-pools` or Docker's defaults.
@@ -565,7 +713,10 @@ impl Agent {
             .config
             .default_address_pools
             .iter()
-            .map(|p| ipam::AddressPool { base: p.base, size: p.size })
+            .map(|p| ipam::AddressPool {
+                base: p.base,
+                size: p.size,
+            })
             .collect();
         ipam::user_network_pools(&configured)
     }
@@ -578,7 +729,7 @@ pub(super) async fn host_routes() -> Result<Vec<IpNetwork>, Error> {
 }
 
 /// The first `ethN` not present in the namespace.
-async fn next_ifname(netns: &PathBuf) -> Result<String, Error> {
+async fn next_ifname(netns: &Path) -> Result<String, Error> {
     let nl = Netlink::in_netns(netns).await?;
     let names: BTreeSet<String> = nl.links().await?.into_iter().map(|l| l.name).collect();
     Ok((0..)
@@ -596,7 +747,15 @@ mod tests {
         for ok in ["lab", "my-net_1.x", "A", "9net"] {
             assert!(validate_network_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-lead", ".x", "has space", "sl/ash", "über", &"n".repeat(129)] {
+        for bad in [
+            "",
+            "-lead",
+            ".x",
+            "has space",
+            "sl/ash",
+            "über",
+            &"n".repeat(129),
+        ] {
             assert!(validate_network_name(bad).is_err(), "{bad}");
         }
     }
@@ -612,16 +771,18 @@ mod tests {
 
     #[test]
     fn pool_requests_parse_and_refuse_garbage() {
-        let mut req = NetworkCreateRequest::default();
-        req.ipam = Some(crate::api::types::Ipam {
-            driver: "default".into(),
-            options: BTreeMap::new(),
-            config: vec![crate::api::types::IpamConfigEntry {
-                subnet: "10.1.0.0/24".into(),
-                gateway: "10.1.0.1".into(),
-                ..Default::default()
-            }],
-        });
+        let mut req = NetworkCreateRequest {
+            ipam: Some(crate::api::types::Ipam {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config: vec![crate::api::types::IpamConfigEntry {
+                    subnet: "10.1.0.0/24".into(),
+                    gateway: "10.1.0.1".into(),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        };
         let pools = pool_requests(&req).unwrap();
         assert_eq!(pools[0].subnet, Some("10.1.0.0/24".parse().unwrap()));
         req.ipam.as_mut().unwrap().config[0].subnet = "10.1.0.0/33".into();

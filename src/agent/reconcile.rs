@@ -11,7 +11,9 @@ use std::time::SystemTime;
 
 use super::records::*;
 use super::{random_id, Agent};
-use crate::drivers::bridge::{DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC, OPT_MASQUERADE, OPT_MTU};
+use crate::drivers::bridge::{
+    DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC, OPT_MASQUERADE, OPT_MTU,
+};
 use crate::drivers::NetworkSettings;
 use crate::error::{Error, ErrorKind};
 use crate::ipam::{self, NetworkRequest};
@@ -82,15 +84,24 @@ impl Agent {
 
     /// The built-in `bridge` network (Warren's docker0) exists from the first start on.
     async fn ensure_default_network(&self) -> Result<(), Error> {
-        if self.networks()?.iter().any(|n| n.builtin && n.name == DEFAULT_NETWORK) {
+        if self
+            .networks()?
+            .iter()
+            .any(|n| n.builtin && n.name == DEFAULT_NETWORK)
+        {
             return Ok(());
         }
-        let parse = |key: &str, value: &Option<String>| -> Result<Option<ipnetwork::IpNetwork>, Error> {
-            value
-                .as_deref()
-                .map(|v| v.parse().map_err(|e| Error::msg(ErrorKind::Invalid, format!("invalid {key} {v:?}: {e}"))))
-                .transpose()
-        };
+        let parse =
+            |key: &str, value: &Option<String>| -> Result<Option<ipnetwork::IpNetwork>, Error> {
+                value
+                    .as_deref()
+                    .map(|v| {
+                        v.parse().map_err(|e| {
+                            Error::msg(ErrorKind::Invalid, format!("invalid {key} {v:?}: {e}"))
+                        })
+                    })
+                    .transpose()
+            };
         let bip = parse("bip", &self.config.bip)?;
         let fixed_cidr = parse("fixed-cidr", &self.config.fixed_cidr)?;
         let request = NetworkRequest {
@@ -101,7 +112,10 @@ impl Agent {
             .config
             .default_address_pools
             .iter()
-            .map(|p| ipam::AddressPool { base: p.base, size: p.size })
+            .map(|p| ipam::AddressPool {
+                base: p.base,
+                size: p.size,
+            })
             .collect();
         let pools = ipam::default_bridge_pools(&configured);
         let host_routes = super::networks::host_routes().await?;
@@ -120,7 +134,8 @@ impl Agent {
         .chain([(OPT_MTU.to_string(), mtu.to_string())])
         .collect();
         let (record, _) = commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
-            let (subnets, txn) = ipam::plan_network(self.store.as_ref(), &id, &request, &pools, &host_routes)?;
+            let (subnets, txn) =
+                ipam::plan_network(self.store.as_ref(), &id, &request, &pools, &host_routes)?;
             let record = NetworkRecord {
                 id: id.clone(),
                 name: DEFAULT_NETWORK.to_string(),
@@ -146,7 +161,11 @@ impl Agent {
                 .create_json(name_key(DEFAULT_NETWORK)?, &record.id)?;
             Ok((record, txn))
         })?;
-        let subnet = record.subnets.first().map(|s| s.subnet.to_string()).unwrap_or_default();
+        let subnet = record
+            .subnets
+            .first()
+            .map(|s| s.subnet.to_string())
+            .unwrap_or_default();
         tracing::info!(bridge = DEFAULT_BRIDGE, %subnet, "default network created");
         Ok(())
     }

@@ -49,7 +49,10 @@ impl NetworkRecord {
     pub fn gateways(&self) -> Vec<IpNetwork> {
         self.subnets
             .iter()
-            .filter_map(|s| s.gateway.and_then(|gw| IpNetwork::new(gw, s.subnet.prefix()).ok()))
+            .filter_map(|s| {
+                s.gateway
+                    .and_then(|gw| IpNetwork::new(gw, s.subnet.prefix()).ok())
+            })
             .collect()
     }
 
@@ -159,7 +162,9 @@ pub const ALL_ENDPOINTS_PREFIX: &str = "endpoints/";
 
 /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-27T20:16:39.123456789Z` (Docker's `Created`).
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(i64::try_from(days).unwrap_or(0));
@@ -183,7 +188,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 #[cfg(test)]

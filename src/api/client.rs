@@ -101,7 +101,9 @@ impl Client {
         };
         match &self.host {
             HostAddr::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await.map_err(connect_err)?;
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect_err)?;
                 self.handshake(stream).await
             }
             HostAddr::Tcp(hostport) => {
@@ -123,13 +125,14 @@ impl Client {
                     .rsplit_once(':')
                     .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
                     .unwrap_or(hostport);
-                let name = rustls::pki_types::ServerName::try_from(server_host.to_string()).map_err(|e| {
-                    ClientError::Connect {
+                let name = rustls::pki_types::ServerName::try_from(server_host.to_string())
+                    .map_err(|e| ClientError::Connect {
                         host: self.host.to_string(),
                         reason: e.to_string(),
-                    }
-                })?;
-                let tcp = tokio::net::TcpStream::connect(hostport).await.map_err(connect_err)?;
+                    })?;
+                let tcp = tokio::net::TcpStream::connect(hostport)
+                    .await
+                    .map_err(connect_err)?;
                 let stream = tokio_rustls::TlsConnector::from(Arc::clone(&config))
                     .connect(name, tcp)
                     .await
@@ -158,7 +161,12 @@ impl Client {
     }
 
     /// Send one request to `/v{API_VERSION}{path}` and read the whole answer.
-    pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Answer, ClientError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, ClientError> {
         let mut guard = self.conn.lock().await;
         let mut sender = match guard.take() {
             Some(s) if !s.is_closed() => s,
@@ -174,7 +182,10 @@ impl Client {
             .method(method.clone())
             .uri(format!("/v{API_VERSION}{path}"))
             .header("host", "warren")
-            .header("user-agent", concat!("warren-cli/", env!("CARGO_PKG_VERSION")));
+            .header(
+                "user-agent",
+                concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
+            );
         if body.is_some() {
             builder = builder.header("content-type", "application/json");
         }
@@ -183,13 +194,23 @@ impl Client {
             .expect("request parts are valid");
         let response = sender.send_request(request).await.map_err(transport)?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(transport)?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
         *guard = Some(sender);
         Ok(Answer { status, body })
     }
 
     /// Send and turn non-2xx answers into [`ClientError::Api`].
-    pub async fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, ClientError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
         let answer = self.send(method, path, body).await?;
         if answer.status.is_success() {
             return Ok(answer.body);
@@ -205,7 +226,11 @@ impl Client {
         decode(path, &body)
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let bytes = serde_json::to_vec(body).expect("request types serialize");
         let answer = self.call(Method::POST, path, Some(bytes)).await?;
         decode(path, &answer)
@@ -247,7 +272,9 @@ pub fn encode_query(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(char::from(b)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -261,15 +288,24 @@ mod tests {
     #[test]
     fn error_bodies_are_read_docker_style() {
         assert_eq!(
-            error_message(StatusCode::NOT_FOUND, br#"{"message":"network x not found"}"#),
+            error_message(
+                StatusCode::NOT_FOUND,
+                br#"{"message":"network x not found"}"#
+            ),
             "network x not found"
         );
-        assert_eq!(error_message(StatusCode::BAD_GATEWAY, b""), "agent answered 502 Bad Gateway");
+        assert_eq!(
+            error_message(StatusCode::BAD_GATEWAY, b""),
+            "agent answered 502 Bad Gateway"
+        );
         assert_eq!(error_message(StatusCode::BAD_REQUEST, b"plain\n"), "plain");
     }
 
     #[test]
     fn query_values_are_encoded() {
-        assert_eq!(encode_query(r#"{"name":["a b"]}"#), "%7B%22name%22%3A%5B%22a%20b%22%5D%7D");
+        assert_eq!(
+            encode_query(r#"{"name":["a b"]}"#),
+            "%7B%22name%22%3A%5B%22a%20b%22%5D%7D"
+        );
     }
 }

@@ -27,7 +27,8 @@ impl<E: Into<Error>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let kind = self.0.kind();
-        let status = StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if kind == ErrorKind::Internal {
             tracing::error!(error = %self.0, "request failed");
         } else {
@@ -36,7 +37,11 @@ impl IntoResponse for ApiError {
         if status == StatusCode::NOT_MODIFIED {
             return status.into_response(); // 304 carries no body
         }
-        (status, axum::Json(serde_json::json!({ "message": self.0.message() }))).into_response()
+        (
+            status,
+            axum::Json(serde_json::json!({ "message": self.0.message() })),
+        )
+            .into_response()
     }
 }
 
@@ -57,7 +62,10 @@ where
             .await
             .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("read request body: {e}")))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::new(ErrorKind::Invalid, "request body is empty; expected JSON"));
+            return Err(ApiError::new(
+                ErrorKind::Invalid,
+                "request body is empty; expected JSON",
+            ));
         }
         serde_json::from_slice(&bytes)
             .map(JsonBody)

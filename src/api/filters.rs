@@ -16,25 +16,37 @@ impl Filters {
         let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
             return Ok(Filters::default());
         };
-        let value: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("invalid filters {raw:?}: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+            ApiError::new(ErrorKind::Invalid, format!("invalid filters {raw:?}: {e}"))
+        })?;
         let object = value
             .as_object()
             .ok_or_else(|| ApiError::new(ErrorKind::Invalid, "filters must be a JSON object"))?;
         let mut out = BTreeMap::new();
         for (key, values) in object {
             if !allowed.contains(&key.as_str()) {
-                return Err(ApiError::new(ErrorKind::Invalid, format!("invalid filter '{key}'")));
+                return Err(ApiError::new(
+                    ErrorKind::Invalid,
+                    format!("invalid filter '{key}'"),
+                ));
             }
             let list: Vec<String> = match values {
-                serde_json::Value::Array(items) => items.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
                 serde_json::Value::Object(map) => map
                     .iter()
                     .filter(|(_, on)| on.as_bool().unwrap_or(true))
                     .map(|(k, _)| k.clone())
                     .collect(),
                 serde_json::Value::String(s) => vec![s.clone()],
-                _ => return Err(ApiError::new(ErrorKind::Invalid, format!("invalid value for filter '{key}'"))),
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorKind::Invalid,
+                        format!("invalid value for filter '{key}'"),
+                    ))
+                }
             };
             out.insert(key.clone(), list);
         }
@@ -56,10 +68,12 @@ impl Filters {
 
     /// Docker's label filter: every `key` or `key=value` given must be present.
     pub fn labels_match(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.values("label").iter().all(|want| match want.split_once('=') {
-            Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
-            None => labels.contains_key(want.as_str()),
-        })
+        self.values("label")
+            .iter()
+            .all(|want| match want.split_once('=') {
+                Some((k, v)) => labels.get(k).is_some_and(|have| have == v),
+                None => labels.contains_key(want.as_str()),
+            })
     }
 }
 
@@ -67,7 +81,10 @@ impl Filters {
 pub fn query_bool(value: Option<&str>) -> bool {
     match value {
         None => false,
-        Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"),
+        Some(v) => !matches!(
+            v.to_ascii_lowercase().as_str(),
+            "" | "0" | "no" | "false" | "none"
+        ),
     }
 }
 
@@ -77,8 +94,16 @@ mod tests {
 
     #[test]
     fn map_and_list_forms_are_equal() {
-        let a = Filters::parse(Some(r#"{"label":{"a=b":true},"driver":{"bridge":true}}"#), &["label", "driver"]).unwrap();
-        let b = Filters::parse(Some(r#"{"label":["a=b"],"driver":["bridge"]}"#), &["label", "driver"]).unwrap();
+        let a = Filters::parse(
+            Some(r#"{"label":{"a=b":true},"driver":{"bridge":true}}"#),
+            &["label", "driver"],
+        )
+        .unwrap();
+        let b = Filters::parse(
+            Some(r#"{"label":["a=b"],"driver":["bridge"]}"#),
+            &["label", "driver"],
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.values("driver"), ["bridge"]);
     }

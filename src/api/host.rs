@@ -33,14 +33,20 @@ impl HostAddr {
         };
         if let Some(path) = addr.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(err("unix socket path must be absolute (unix:///run/warren/warren.sock)"));
+                return Err(err(
+                    "unix socket path must be absolute (unix:///run/warren/warren.sock)",
+                ));
             }
             Ok(HostAddr::Unix(PathBuf::from(path)))
         } else if let Some(rest) = addr.strip_prefix("tcp://") {
             let hostport = rest.trim_end_matches('/');
-            let (host, port) = hostport.rsplit_once(':').ok_or_else(|| err("tcp address needs a port (tcp://127.0.0.1:2376)"))?;
+            let (host, port) = hostport
+                .rsplit_once(':')
+                .ok_or_else(|| err("tcp address needs a port (tcp://127.0.0.1:2376)"))?;
             if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(err("tcp address needs host and numeric port (tcp://127.0.0.1:2376)"));
+                return Err(err(
+                    "tcp address needs host and numeric port (tcp://127.0.0.1:2376)",
+                ));
             }
             Ok(HostAddr::Tcp(hostport.to_string()))
         } else if addr.starts_with('/') {
@@ -70,13 +76,27 @@ mod tests {
             HostAddr::parse("unix:///run/warren/warren.sock").unwrap(),
             HostAddr::Unix("/run/warren/warren.sock".into())
         );
-        assert_eq!(HostAddr::parse("tcp://127.0.0.1:2376").unwrap(), HostAddr::Tcp("127.0.0.1:2376".into()));
-        assert_eq!(HostAddr::parse("tcp://[::1]:2376").unwrap(), HostAddr::Tcp("[::1]:2376".into()));
+        assert_eq!(
+            HostAddr::parse("tcp://127.0.0.1:2376").unwrap(),
+            HostAddr::Tcp("127.0.0.1:2376".into())
+        );
+        assert_eq!(
+            HostAddr::parse("tcp://[::1]:2376").unwrap(),
+            HostAddr::Tcp("[::1]:2376".into())
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "unix://relative", "tcp://host", "tcp://:1", "tcp://h:port", "http://x:1", "fd://"] {
+        for bad in [
+            "",
+            "unix://relative",
+            "tcp://host",
+            "tcp://:1",
+            "tcp://h:port",
+            "http://x:1",
+            "fd://",
+        ] {
             assert!(HostAddr::parse(bad).is_err(), "{bad}");
         }
     }

@@ -59,7 +59,11 @@ pub fn resource(network: &NetworkRecord, endpoints: &[EndpointRecord]) -> Networ
                     subnet: s.subnet.to_string(),
                     ip_range: s.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                     gateway: s.gateway.map(|g| g.to_string()).unwrap_or_default(),
-                    aux_addresses: s.aux_addresses.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+                    aux_addresses: s
+                        .aux_addresses
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect(),
                 })
                 .collect(),
         },
@@ -91,7 +95,9 @@ async fn list(
             && filters.any("name", |n| network.name.contains(n))
             && filters.any("scope", |s| s == "local")
             && filters.any("type", |t| t == kind)
-            && filters.any("dangling", |d| crate::api::filters::query_bool(Some(d)) == dangling)
+            && filters.any("dangling", |d| {
+                crate::api::filters::query_bool(Some(d)) == dangling
+            })
             && filters.labels_match(&network.labels);
         if keep {
             out.push(resource(&network, &endpoints));
@@ -115,13 +121,19 @@ async fn create(
     ))
 }
 
-async fn inspect(State(agent): State<Arc<Agent>>, Path(id): Path<String>) -> Result<Json<NetworkResource>, ApiError> {
+async fn inspect(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<NetworkResource>, ApiError> {
     let network = agent.find_network(&id)?;
     let endpoints = agent.endpoints(&network.id)?;
     Ok(Json(resource(&network, &endpoints)))
 }
 
-async fn remove(State(agent): State<Arc<Agent>>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     agent.delete_network(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -130,9 +142,15 @@ async fn prune(
     State(agent): State<Arc<Agent>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<NetworkPruneResponse>, ApiError> {
-    let filters = Filters::parse(query.get("filters").map(String::as_str), &["label", "until"])?;
+    let filters = Filters::parse(
+        query.get("filters").map(String::as_str),
+        &["label", "until"],
+    )?;
     if !filters.values("until").is_empty() {
-        return Err(ApiError::new(crate::ErrorKind::Invalid, "the until filter is not supported"));
+        return Err(ApiError::new(
+            crate::ErrorKind::Invalid,
+            "the until filter is not supported",
+        ));
     }
     let networks_deleted = agent.prune_networks(&filters).await?;
     Ok(Json(NetworkPruneResponse { networks_deleted }))

@@ -65,8 +65,15 @@ impl HasKind for ServeError {
 
 /// A bound listener, ready to serve.
 pub enum Listener {
-    Unix { listener: UnixListener, path: PathBuf },
-    Tls { listener: TcpListener, acceptor: TlsAcceptor, addr: String },
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+    Tls {
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        addr: String,
+    },
 }
 
 impl std::fmt::Debug for Listener {
@@ -77,19 +84,27 @@ impl std::fmt::Debug for Listener {
 
 impl Listener {
     /// Bind `addr`. Unix sockets are created root-only (0660); TCP requires mutual TLS.
-    pub async fn bind(addr: &HostAddr, tls_files: Option<&TlsFiles>) -> Result<Listener, ServeError> {
+    pub async fn bind(
+        addr: &HostAddr,
+        tls_files: Option<&TlsFiles>,
+    ) -> Result<Listener, ServeError> {
         match addr {
             HostAddr::Unix(path) => bind_unix(path).await,
             HostAddr::Tcp(hostport) => {
-                let files = tls_files.ok_or_else(|| ServeError::TcpWithoutTls { addr: hostport.clone() })?;
+                let files = tls_files.ok_or_else(|| ServeError::TcpWithoutTls {
+                    addr: hostport.clone(),
+                })?;
                 let config = tls::server_config(files).map_err(|source| ServeError::Tls {
                     addr: hostport.clone(),
                     source,
                 })?;
-                let listener = TcpListener::bind(hostport).await.map_err(|source| ServeError::Bind {
-                    addr: format!("tcp://{hostport}"),
-                    source,
-                })?;
+                let listener =
+                    TcpListener::bind(hostport)
+                        .await
+                        .map_err(|source| ServeError::Bind {
+                            addr: format!("tcp://{hostport}"),
+                            source,
+                        })?;
                 Ok(Listener::Tls {
                     listener,
                     acceptor: TlsAcceptor::from(config),
@@ -122,7 +137,9 @@ async fn bind_unix(path: &Path) -> Result<Listener, ServeError> {
     if path.exists() {
         // A socket file left by a crashed agent is removed; a live one is someone else's.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(ServeError::SocketInUse { path: path.to_path_buf() });
+            return Err(ServeError::SocketInUse {
+                path: path.to_path_buf(),
+            });
         }
         std::fs::remove_file(path).map_err(bind_err)?;
     }
@@ -190,7 +207,9 @@ async fn accept_one(listener: &Listener, router: Router) -> std::io::Result<()> 
             let (stream, _) = listener.accept().await?;
             tokio::spawn(serve_connection(stream, router));
         }
-        Listener::Tls { listener, acceptor, .. } => {
+        Listener::Tls {
+            listener, acceptor, ..
+        } => {
             let (stream, peer) = listener.accept().await?;
             let acceptor = acceptor.clone();
             // Handshake in the connection's task so a slow client cannot stall accepting.
@@ -309,7 +328,10 @@ mod tests {
     #[test]
     fn version_prefixes_are_stripped() {
         assert_eq!(strip("/v1.50/version").unwrap(), "/version");
-        assert_eq!(strip("/v1.24/networks?filters=x").unwrap(), "/networks?filters=x");
+        assert_eq!(
+            strip("/v1.24/networks?filters=x").unwrap(),
+            "/networks?filters=x"
+        );
         assert_eq!(strip("/version").unwrap(), "/version");
         assert_eq!(strip("/volumes").unwrap(), "/volumes");
     }

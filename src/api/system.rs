@@ -158,8 +158,10 @@ fn operating_system() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            text.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| "Linux".into())
 }
@@ -206,7 +208,9 @@ pub fn system_info(agent: &Agent) -> SystemInfo {
         operating_system: operating_system(),
         os_type: "linux".into(),
         architecture: std::env::consts::ARCH.into(),
-        ncpu: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+        ncpu: std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(1),
         mem_total: mem_total_bytes(),
         docker_root_dir: agent.config.data_root.display().to_string(),
         cgroup_driver: "cgroupfs".into(),

@@ -92,9 +92,12 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 /// Server side: present `cert`/`key`, require a client certificate signed by `ca`.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(load_roots(&files.ca)?), provider.clone())
-        .build()
-        .map_err(|source| TlsError::Verifier { source })?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(load_roots(&files.ca)?),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|source| TlsError::Verifier { source })?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Config { source })?
@@ -106,7 +109,10 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
 }
 
 /// Client side: verify the server against `ca`; present `cert`/`key` when given.
-pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Config { source })?

@@ -48,11 +48,23 @@ pub struct NetworkCreateRequest {
     pub name: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub driver: String,
-    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub scope: String,
-    #[serde(rename = "EnableIPv6", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EnableIPv6",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_ipv6: Option<bool>,
-    #[serde(rename = "EnableIPv4", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EnableIPv4",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_ipv4: Option<bool>,
     #[serde(rename = "IPAM", default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
@@ -133,18 +145,35 @@ pub struct NetworkResource {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv4Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_address: String,
-    #[serde(rename = "IPv6Address", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "IPv6Address",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv6_address: String,
 }
 
 /// `EndpointConfig` of a connect request (and, later, of container creation).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "IPAMConfig",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipam_config: Option<EndpointIpamConfig>,
-    #[serde(rename = "Aliases", default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Aliases",
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub aliases: Vec<String>,
 }
 
@@ -158,7 +187,12 @@ pub struct NetworkConnectRequest {
     pub endpoint_config: Option<EndpointSettings>,
     /// Warren extension: ports to publish for this endpoint (`[HOSTIP:]HOSTPORT:CTRPORT[/proto]`),
     /// so plain namespaces can publish too. Docker clients never send it.
-    #[serde(rename = "Publish", default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "Publish",
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub publish: Vec<String>,
 }
 

@@ -166,7 +166,10 @@ async fn serve(config: config::DaemonConfig, hosts: Vec<HostAddr>) -> Result<(),
 
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the agent can still be stopped with SIGKILL.
         return std::future::pending().await;
     };
@@ -201,11 +204,15 @@ mod tests {
 
     #[test]
     fn flags_become_a_settings_layer() {
-        let args = DaemonArgs::parse_from(["warrend", "-D", "--mtu", "1400", "-H", "unix:///tmp/a.sock"]);
+        let args =
+            DaemonArgs::parse_from(["warrend", "-D", "--mtu", "1400", "-H", "unix:///tmp/a.sock"]);
         let s = args.settings();
         assert_eq!(s.debug, Some(true));
         assert_eq!(s.mtu, Some(1400));
-        assert_eq!(s.hosts.as_deref(), Some(&["unix:///tmp/a.sock".to_string()][..]));
+        assert_eq!(
+            s.hosts.as_deref(),
+            Some(&["unix:///tmp/a.sock".to_string()][..])
+        );
         assert!(s.data_root.is_none() && s.tlsverify.is_none());
     }
 }

@@ -30,8 +30,14 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct GlobalOptions {
     /// Agent address: unix:///path or tcp://HOST:PORT
-    #[arg(short = 'H', long = "host", env = "WARREN_HOST", global = true, value_name = "ADDR",
-          default_value = "unix:///run/warren/warren.sock")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        env = "WARREN_HOST",
+        global = true,
+        value_name = "ADDR",
+        default_value = "unix:///run/warren/warren.sock"
+    )]
     pub host: String,
     /// Use mutual TLS and verify the agent (needed for tcp://)
     #[arg(long, env = "WARREN_TLS_VERIFY", global = true, action = ArgAction::SetTrue,
@@ -81,7 +87,11 @@ impl GlobalOptions {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".warren")));
         let from_dir = |name: &str| cert_dir.as_ref().map(|d| d.join(name));
         let tls = self.tlsverify.then(|| ClientTls {
-            ca: self.tlscacert.clone().or_else(|| from_dir("ca.pem")).unwrap_or_default(),
+            ca: self
+                .tlscacert
+                .clone()
+                .or_else(|| from_dir("ca.pem"))
+                .unwrap_or_default(),
             cert: self.tlscert.clone().or_else(|| from_dir("cert.pem")),
             key: self.tlskey.clone().or_else(|| from_dir("key.pem")),
         });
@@ -106,10 +116,17 @@ pub fn run(cli: Cli) -> Result<(), Error> {
 }
 
 /// Agent commands are a request or two: a current-thread runtime is all they need.
-pub fn block_on<F: std::future::Future<Output = Result<(), Error>>>(future: F) -> Result<(), Error> {
+pub fn block_on<F: std::future::Future<Output = Result<(), Error>>>(
+    future: F,
+) -> Result<(), Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::msg(crate::ErrorKind::Internal, format!("start the async runtime: {e}")))?
+        .map_err(|e| {
+            Error::msg(
+                crate::ErrorKind::Internal,
+                format!("start the async runtime: {e}"),
+            )
+        })?
         .block_on(future)
 }

@@ -7,8 +7,9 @@ use clap::{Args, Subcommand};
 
 use crate::api::client::encode_query;
 use crate::api::types::{
-    EndpointIpamConfig, EndpointSettings, Ipam, IpamConfigEntry, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, NetworkResource,
+    EndpointIpamConfig, EndpointSettings, Ipam, IpamConfigEntry, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse,
+    NetworkResource,
 };
 use crate::cli::output::{print_json, table, Format};
 use crate::cli::GlobalOptions;
@@ -186,7 +187,11 @@ pub fn ipam_config(args: &CreateArgs) -> Result<Vec<IpamConfigEntry>, Error> {
     let subnets = args
         .subnet
         .iter()
-        .map(|s| s.parse::<IpNetwork>().map_err(|e| invalid(format!("invalid subnet {s:?}: {e}"))).map(|n| (s, n)))
+        .map(|s| {
+            s.parse::<IpNetwork>()
+                .map_err(|e| invalid(format!("invalid subnet {s:?}: {e}")))
+                .map(|n| (s, n))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut entries: Vec<IpamConfigEntry> = subnets
         .iter()
@@ -202,28 +207,42 @@ pub fn ipam_config(args: &CreateArgs) -> Result<Vec<IpamConfigEntry>, Error> {
             .ok_or_else(|| invalid(format!("no matching subnet for {what} {text}")))
     };
     for g in &args.gateway {
-        let ip = g.parse().map_err(|_| invalid(format!("invalid gateway {g:?}")))?;
+        let ip = g
+            .parse()
+            .map_err(|_| invalid(format!("invalid gateway {g:?}")))?;
         let i = owner(ip, "gateway", g)?;
         if !entries[i].gateway.is_empty() {
-            return Err(invalid(format!("cannot set more than one gateway per subnet ({g})")));
+            return Err(invalid(format!(
+                "cannot set more than one gateway per subnet ({g})"
+            )));
         }
         entries[i].gateway = g.clone();
     }
     for r in &args.ip_range {
-        let net: IpNetwork = r.parse().map_err(|e| invalid(format!("invalid ip-range {r:?}: {e}")))?;
+        let net: IpNetwork = r
+            .parse()
+            .map_err(|e| invalid(format!("invalid ip-range {r:?}: {e}")))?;
         let i = owner(net.network(), "range", r)?;
         if !entries[i].ip_range.is_empty() {
-            return Err(invalid(format!("cannot set more than one ip-range per subnet ({r})")));
+            return Err(invalid(format!(
+                "cannot set more than one ip-range per subnet ({r})"
+            )));
         }
         entries[i].ip_range = r.clone();
     }
     for (name, ip_text) in key_values(&args.aux_address, "aux-address")? {
-        let ip = ip_text.parse().map_err(|_| invalid(format!("invalid aux-address {name}={ip_text}")))?;
+        let ip = ip_text
+            .parse()
+            .map_err(|_| invalid(format!("invalid aux-address {name}={ip_text}")))?;
         let i = owner(ip, "aux-address", &ip_text)?;
         entries[i].aux_addresses.insert(name, ip_text);
     }
-    if entries.is_empty() && !(args.gateway.is_empty() && args.ip_range.is_empty() && args.aux_address.is_empty()) {
-        return Err(invalid("--gateway, --ip-range and --aux-address need a --subnet"));
+    if entries.is_empty()
+        && !(args.gateway.is_empty() && args.ip_range.is_empty() && args.aux_address.is_empty())
+    {
+        return Err(invalid(
+            "--gateway, --ip-range and --aux-address need a --subnet",
+        ));
     }
     Ok(entries)
 }
@@ -287,7 +306,8 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                 let rows: Vec<Vec<String>> = networks
                     .iter()
                     .map(|n| {
-                        let subnets: Vec<&str> = n.ipam.config.iter().map(|c| c.subnet.as_str()).collect();
+                        let subnets: Vec<&str> =
+                            n.ipam.config.iter().map(|c| c.subnet.as_str()).collect();
                         vec![
                             short(&n.id, ls.no_trunc).to_string(),
                             n.name.clone(),
@@ -297,14 +317,20 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                         ]
                     })
                     .collect();
-                print!("{}", table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows));
+                print!(
+                    "{}",
+                    table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows)
+                );
             }
         }
         NetworkCommand::Inspect { networks } => {
             let mut found = Vec::new();
             let mut first_error = None;
             for name in networks {
-                match client.get::<NetworkResource>(&format!("/networks/{}", encode_query(name))).await {
+                match client
+                    .get::<NetworkResource>(&format!("/networks/{}", encode_query(name)))
+                    .await
+                {
                     Ok(n) => found.push(n),
                     Err(e) => {
                         eprintln!("warren: {e}");
@@ -320,7 +346,10 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
         NetworkCommand::Rm { networks } => {
             let mut first_error = None;
             for name in networks {
-                match client.delete(&format!("/networks/{}", encode_query(name))).await {
+                match client
+                    .delete(&format!("/networks/{}", encode_query(name)))
+                    .await
+                {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
                         eprintln!("warren: {e}");
@@ -333,7 +362,9 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
             }
         }
         NetworkCommand::Prune { force, filters } => {
-            if !force && !confirm("This removes all user-defined networks not used by any endpoint.")? {
+            if !force
+                && !confirm("This removes all user-defined networks not used by any endpoint.")?
+            {
                 return Ok(());
             }
             let path = match filters_json(filters)? {
@@ -362,7 +393,10 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                 publish: c.publish.clone(),
             };
             client
-                .post_empty(&format!("/networks/{}/connect", encode_query(&c.network)), &request)
+                .post_empty(
+                    &format!("/networks/{}/connect", encode_query(&c.network)),
+                    &request,
+                )
                 .await?;
         }
         NetworkCommand::Disconnect(d) => {
@@ -371,7 +405,10 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                 force: d.force,
             };
             client
-                .post_empty(&format!("/networks/{}/disconnect", encode_query(&d.network)), &request)
+                .post_empty(
+                    &format!("/networks/{}/disconnect", encode_query(&d.network)),
+                    &request,
+                )
                 .await?;
         }
     }
@@ -381,7 +418,9 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
 fn confirm(warning: &str) -> Result<bool, Error> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(invalid(format!("{warning} Pass --force to confirm without a terminal.")));
+        return Err(invalid(format!(
+            "{warning} Pass --force to confirm without a terminal."
+        )));
     }
     print!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
@@ -412,8 +451,19 @@ mod tests {
     #[test]
     fn gateways_and_ranges_pair_with_their_subnet() {
         let c = create(&[
-            "--subnet", "10.1.0.0/24", "--subnet", "fd00:1::/64", "--gateway", "fd00:1::1", "--gateway", "10.1.0.1",
-            "--ip-range", "10.1.0.128/25", "--aux-address", "router=10.1.0.2", "net",
+            "--subnet",
+            "10.1.0.0/24",
+            "--subnet",
+            "fd00:1::/64",
+            "--gateway",
+            "fd00:1::1",
+            "--gateway",
+            "10.1.0.1",
+            "--ip-range",
+            "10.1.0.128/25",
+            "--aux-address",
+            "router=10.1.0.2",
+            "net",
         ]);
         let entries = ipam_config(&c).unwrap();
         assert_eq!(entries[0].gateway, "10.1.0.1");
@@ -424,15 +474,33 @@ mod tests {
 
     #[test]
     fn orphan_gateway_is_refused() {
-        assert!(ipam_config(&create(&["--subnet", "10.1.0.0/24", "--gateway", "10.2.0.1", "n"])).is_err());
+        assert!(ipam_config(&create(&[
+            "--subnet",
+            "10.1.0.0/24",
+            "--gateway",
+            "10.2.0.1",
+            "n"
+        ]))
+        .is_err());
         assert!(ipam_config(&create(&["--gateway", "10.2.0.1", "n"])).is_err());
-        assert!(ipam_config(&create(&["--subnet", "10.1.0.0/24", "--gateway", "10.1.0.1", "--gateway", "10.1.0.2", "n"])).is_err());
+        assert!(ipam_config(&create(&[
+            "--subnet",
+            "10.1.0.0/24",
+            "--gateway",
+            "10.1.0.1",
+            "--gateway",
+            "10.1.0.2",
+            "n"
+        ]))
+        .is_err());
         assert!(ipam_config(&create(&["--subnet", "bogus", "n"])).is_err());
     }
 
     #[test]
     fn filters_become_docker_json() {
-        let f = filters_json(&["driver=bridge".into(), "label=team=a".into()]).unwrap().unwrap();
+        let f = filters_json(&["driver=bridge".into(), "label=team=a".into()])
+            .unwrap()
+            .unwrap();
         assert_eq!(f, r#"{"driver":["bridge"],"label":["team=a"]}"#);
         assert!(filters_json(&["nokey".into()]).is_err());
     }
@@ -440,7 +508,10 @@ mod tests {
     #[test]
     fn netns_targets() {
         assert_eq!(target_of(&Some("lab1".into()), &None), "netns:lab1");
-        assert_eq!(target_of(&Some("/proc/1/ns/net".into()), &None), "/proc/1/ns/net");
+        assert_eq!(
+            target_of(&Some("/proc/1/ns/net".into()), &None),
+            "/proc/1/ns/net"
+        );
         assert_eq!(target_of(&None, &Some("web".into())), "web");
     }
 }

@@ -55,7 +55,13 @@ mod tests {
 
     #[test]
     fn table_pads_columns() {
-        let t = table(&["NAME", "ID"], &[vec!["a".into(), "1".into()], vec!["long-name".into(), "2".into()]]);
+        let t = table(
+            &["NAME", "ID"],
+            &[
+                vec!["a".into(), "1".into()],
+                vec!["long-name".into(), "2".into()],
+            ],
+        );
         assert_eq!(t, "NAME        ID\na           1\nlong-name   2\n");
     }
 }

@@ -61,7 +61,10 @@ pub async fn version(cli: &GlobalOptions, args: &FormatArgs) -> Result<(), Error
             println!("Server: {}", s.platform.name);
             println!(" Engine:");
             println!("  Version:      {}", s.version);
-            println!("  API version:  {} (minimum version {})", s.api_version, s.min_api_version);
+            println!(
+                "  API version:  {} (minimum version {})",
+                s.api_version, s.min_api_version
+            );
             println!("  Git commit:   {}", s.git_commit);
             println!("  Built with:   {}", s.go_version);
             println!("  OS/Arch:      {}/{}", s.os, s.arch);
@@ -97,7 +100,10 @@ pub async fn info(cli: &GlobalOptions, args: &FormatArgs) -> Result<(), Error> {
     println!(" OSType: {}", info.os_type);
     println!(" Architecture: {}", info.architecture);
     println!(" CPUs: {}", info.ncpu);
-    println!(" Total Memory: {:.2}GiB", info.mem_total as f64 / (1u64 << 30) as f64);
+    println!(
+        " Total Memory: {:.2}GiB",
+        info.mem_total as f64 / (1u64 << 30) as f64
+    );
     println!(" Name: {}", info.name);
     println!(" ID: {}", info.id);
     println!(" Warren Root Dir: {}", info.docker_root_dir);

@@ -118,9 +118,9 @@ impl DriverError {
 impl HasKind for DriverError {
     fn kind(&self) -> ErrorKind {
         match self {
-            DriverError::UnknownOption { .. } | DriverError::InvalidOption { .. } | DriverError::Unsupported(_) => {
-                ErrorKind::Invalid
-            }
+            DriverError::UnknownOption { .. }
+            | DriverError::InvalidOption { .. }
+            | DriverError::Unsupported(_) => ErrorKind::Invalid,
             DriverError::InterfaceClash { .. } => ErrorKind::Conflict,
             DriverError::Netlink { source, .. } => source.kind(),
             DriverError::Netns { source, .. } => source.kind(),
@@ -151,10 +151,18 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     async fn delete_network(&self, network: &NetworkConfig) -> Result<(), DriverError>;
 
     /// Wire an endpoint into its namespace with its addresses and routes.
-    async fn attach(&self, network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError>;
+    async fn attach(
+        &self,
+        network: &NetworkConfig,
+        endpoint: &EndpointConfig,
+    ) -> Result<(), DriverError>;
 
     /// Remove an endpoint's interfaces; a namespace that is already gone is not an error.
-    async fn detach(&self, network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError>;
+    async fn detach(
+        &self,
+        network: &NetworkConfig,
+        endpoint: &EndpointConfig,
+    ) -> Result<(), DriverError>;
 
     /// True when the driver's endpoints go through Warren's NAT (masquerade, published ports).
     fn uses_nat(&self) -> bool {
@@ -179,7 +187,10 @@ pub fn parse_bool_option(option: &str, value: &str) -> Result<bool, DriverError>
 pub fn random_mac() -> String {
     let mut bytes = [0u8; 4];
     getrandom::fill(&mut bytes).expect("the kernel's random source is available");
-    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2], bytes[3])
+    format!(
+        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+        bytes[0], bytes[1], bytes[2], bytes[3]
+    )
 }
 
 /// Parse "02:42:ac:11:00:02" into bytes.

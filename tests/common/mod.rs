@@ -63,7 +63,14 @@ impl Sandbox {
                       ip link set lo up && echo ready && exec sleep 100000";
         let mut holder = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--"])
-            .args(["unshare", "--net", "--mount", "--propagation", "private", "--"])
+            .args([
+                "unshare",
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+            ])
             .args(["sh", "-c", script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
 
-use crate::drivers::{parse_bool_option, parse_mac, Driver, DriverError, EndpointConfig, NetworkConfig, NetworkSettings};
+use crate::drivers::{
+    parse_bool_option, parse_mac, Driver, DriverError, EndpointConfig, NetworkConfig,
+    NetworkSettings,
+};
 use crate::netlink::{validate_ifname, Netlink, VethSpec};
 use crate::netns;
 
@@ -17,7 +20,13 @@ pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
-const KNOWN_OPTIONS: [&str; 5] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_ICC, OPT_MASQUERADE, OPT_HOST_BINDING];
+const KNOWN_OPTIONS: [&str; 5] = [
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    OPT_ICC,
+    OPT_MASQUERADE,
+    OPT_HOST_BINDING,
+];
 
 /// Name of the default network's bridge (Warren's docker0).
 pub const DEFAULT_BRIDGE: &str = "warren0";
@@ -74,15 +83,25 @@ impl Driver for BridgeDriver {
                 v.parse::<u32>()
                     .ok()
                     .filter(|m| (68..=65535).contains(m))
-                    .ok_or_else(|| invalid(OPT_MTU, v, "expected a number between 68 and 65535".into()))?,
+                    .ok_or_else(|| {
+                        invalid(OPT_MTU, v, "expected a number between 68 and 65535".into())
+                    })?,
             ),
             None => default_mtu,
         };
-        let flag = |option: &str| options.get(option).map(|v| parse_bool_option(option, v)).transpose();
+        let flag = |option: &str| {
+            options
+                .get(option)
+                .map(|v| parse_bool_option(option, v))
+                .transpose()
+        };
         let icc = flag(OPT_ICC)?.unwrap_or(true);
         let masquerade = flag(OPT_MASQUERADE)?.unwrap_or(true) && !internal;
         let host_binding_ipv4 = match options.get(OPT_HOST_BINDING) {
-            Some(v) => Some(v.parse().map_err(|_| invalid(OPT_HOST_BINDING, v, "expected an IPv4 address".into()))?),
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| invalid(OPT_HOST_BINDING, v, "expected an IPv4 address".into()))?,
+            ),
             None => None,
         };
         Ok(NetworkSettings {
@@ -97,9 +116,15 @@ impl Driver for BridgeDriver {
     async fn create_network(&self, network: &NetworkConfig) -> Result<(), DriverError> {
         let bridge = &network.settings.interface;
         let nl = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
-        if let Some(link) = nl.link(bridge).await.map_err(DriverError::netlink(format!("look up {bridge}")))? {
+        if let Some(link) = nl
+            .link(bridge)
+            .await
+            .map_err(DriverError::netlink(format!("look up {bridge}")))?
+        {
             if link.kind.as_deref() != Some("bridge") {
-                return Err(DriverError::InterfaceClash { name: bridge.clone() });
+                return Err(DriverError::InterfaceClash {
+                    name: bridge.clone(),
+                });
             }
         }
         let index = nl
@@ -116,7 +141,9 @@ impl Driver for BridgeDriver {
             // Published ports reached via 127.0.0.1 are DNATed to the bridge; the kernel drops
             // such martians unless the bridge accepts routed loopback sources.
             netns::sysctl_set(None, &format!("net.ipv4.conf.{bridge}.route_localnet"), "1")
-                .map_err(DriverError::netns(format!("allow localhost-published ports on {bridge}")))?;
+                .map_err(DriverError::netns(format!(
+                    "allow localhost-published ports on {bridge}"
+                )))?;
         }
         Ok(())
     }
@@ -130,22 +157,35 @@ impl Driver for BridgeDriver {
         Ok(())
     }
 
-    async fn attach(&self, network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError> {
+    async fn attach(
+        &self,
+        network: &NetworkConfig,
+        endpoint: &EndpointConfig,
+    ) -> Result<(), DriverError> {
         let bridge = &network.settings.interface;
-        let host_name = endpoint.host_ifname.clone().unwrap_or_else(|| host_veth_name(&endpoint.id));
+        let host_name = endpoint
+            .host_ifname
+            .clone()
+            .unwrap_or_else(|| host_veth_name(&endpoint.id));
         let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
         let master = host
             .link_index(bridge)
             .await
             .map_err(DriverError::netlink(format!("look up bridge {bridge}")))?
-            .ok_or_else(|| DriverError::Unsupported(format!("bridge {bridge} of network {} is missing", network.name)))?;
-        let ns_file = std::fs::File::open(&endpoint.netns).map_err(|source| DriverError::Netns {
-            action: format!("open namespace {}", endpoint.netns.display()),
-            source: Box::new(netns::NetnsError::Open {
-                path: endpoint.netns.clone(),
-                source,
-            }),
-        })?;
+            .ok_or_else(|| {
+                DriverError::Unsupported(format!(
+                    "bridge {bridge} of network {} is missing",
+                    network.name
+                ))
+            })?;
+        let ns_file =
+            std::fs::File::open(&endpoint.netns).map_err(|source| DriverError::Netns {
+                action: format!("open namespace {}", endpoint.netns.display()),
+                source: Box::new(netns::NetnsError::Open {
+                    path: endpoint.netns.clone(),
+                    source,
+                }),
+            })?;
         let spec = VethSpec {
             host_name: host_name.clone(),
             peer_name: endpoint.ifname.clone(),
@@ -156,7 +196,10 @@ impl Driver for BridgeDriver {
         };
         host.create_veth(&spec)
             .await
-            .map_err(DriverError::netlink(format!("create veth {host_name} <-> {}", endpoint.ifname)))?;
+            .map_err(DriverError::netlink(format!(
+                "create veth {host_name} <-> {}",
+                endpoint.ifname
+            )))?;
         if let Err(e) = configure_inside(endpoint).await {
             // Deleting the host end removes the peer too: no half-wired endpoint stays behind.
             let _ = host.delete_link(&host_name).await;
@@ -165,8 +208,15 @@ impl Driver for BridgeDriver {
         Ok(())
     }
 
-    async fn detach(&self, _network: &NetworkConfig, endpoint: &EndpointConfig) -> Result<(), DriverError> {
-        let host_name = endpoint.host_ifname.clone().unwrap_or_else(|| host_veth_name(&endpoint.id));
+    async fn detach(
+        &self,
+        _network: &NetworkConfig,
+        endpoint: &EndpointConfig,
+    ) -> Result<(), DriverError> {
+        let host_name = endpoint
+            .host_ifname
+            .clone()
+            .unwrap_or_else(|| host_veth_name(&endpoint.id));
         let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
         host.delete_link(&host_name)
             .await
@@ -184,12 +234,20 @@ async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> 
     let ifname = &endpoint.ifname;
     let inside = Netlink::in_netns(&endpoint.netns)
         .await
-        .map_err(DriverError::netlink(format!("enter {}", endpoint.netns.display())))?;
+        .map_err(DriverError::netlink(format!(
+            "enter {}",
+            endpoint.netns.display()
+        )))?;
     let index = inside
         .link_index(ifname)
         .await
         .map_err(DriverError::netlink(format!("look up {ifname}")))?
-        .ok_or_else(|| DriverError::Unsupported(format!("{ifname} vanished from {}", endpoint.netns.display())))?;
+        .ok_or_else(|| {
+            DriverError::Unsupported(format!(
+                "{ifname} vanished from {}",
+                endpoint.netns.display()
+            ))
+        })?;
     // The kernel refuses to bring the peer up in the creating request (the pair is not
     // complete yet), so it is brought up here, after its addresses are set.
     for addr in &endpoint.addresses {
@@ -198,9 +256,19 @@ async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> 
             .await
             .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
     }
-    inside.set_up(index).await.map_err(DriverError::netlink(format!("bring {ifname} up")))?;
-    if let Some(lo) = inside.link_index("lo").await.map_err(DriverError::netlink("look up lo"))? {
-        inside.set_up(lo).await.map_err(DriverError::netlink("bring lo up"))?;
+    inside
+        .set_up(index)
+        .await
+        .map_err(DriverError::netlink(format!("bring {ifname} up")))?;
+    if let Some(lo) = inside
+        .link_index("lo")
+        .await
+        .map_err(DriverError::netlink("look up lo"))?
+    {
+        inside
+            .set_up(lo)
+            .await
+            .map_err(DriverError::netlink("bring lo up"))?;
     }
     for gateway in &endpoint.gateways {
         let default: ipnetwork::IpNetwork = match gateway {
@@ -211,7 +279,9 @@ async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> 
         inside
             .add_route(default, Some(*gateway), Some(index))
             .await
-            .map_err(DriverError::netlink(format!("add default route via {gateway}")))?;
+            .map_err(DriverError::netlink(format!(
+                "add default route via {gateway}"
+            )))?;
     }
     Ok(())
 }
@@ -221,11 +291,17 @@ async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> 
 fn enable_forwarding(network: &NetworkConfig) -> Result<(), DriverError> {
     let families = network.gateways.iter().map(|g| g.is_ipv4());
     for v4 in families {
-        let key = if v4 { "net.ipv4.ip_forward" } else { "net.ipv6.conf.all.forwarding" };
-        let current = netns::sysctl_get(None, key).map_err(DriverError::netns(format!("read {key}")))?;
+        let key = if v4 {
+            "net.ipv4.ip_forward"
+        } else {
+            "net.ipv6.conf.all.forwarding"
+        };
+        let current =
+            netns::sysctl_get(None, key).map_err(DriverError::netns(format!("read {key}")))?;
         if current.trim() != "1" {
             tracing::info!(network = %network.name, "enabling {key} (network needs routing to the outside)");
-            netns::sysctl_set(None, key, "1").map_err(DriverError::netns(format!("enable {key}")))?;
+            netns::sysctl_set(None, key, "1")
+                .map_err(DriverError::netns(format!("enable {key}")))?;
         }
     }
     Ok(())
@@ -236,14 +312,19 @@ mod tests {
     use super::*;
 
     fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
     fn defaults_follow_docker() {
-        let s = BridgeDriver.configure(ID, &BTreeMap::new(), false, None).unwrap();
+        let s = BridgeDriver
+            .configure(ID, &BTreeMap::new(), false, None)
+            .unwrap();
         assert_eq!(s.interface, "br-0123456789ab");
         assert!(s.icc && s.masquerade);
         assert_eq!(s.mtu, None);
@@ -255,7 +336,12 @@ mod tests {
         let s = BridgeDriver
             .configure(
                 ID,
-                &opts(&[(OPT_BRIDGE_NAME, "br-lab"), (OPT_MTU, "1400"), (OPT_ICC, "false"), (OPT_HOST_BINDING, "127.0.0.1")]),
+                &opts(&[
+                    (OPT_BRIDGE_NAME, "br-lab"),
+                    (OPT_MTU, "1400"),
+                    (OPT_ICC, "false"),
+                    (OPT_HOST_BINDING, "127.0.0.1"),
+                ]),
                 false,
                 Some(1500),
             )
@@ -268,7 +354,9 @@ mod tests {
 
     #[test]
     fn internal_networks_never_masquerade() {
-        let s = BridgeDriver.configure(ID, &opts(&[(OPT_MASQUERADE, "true")]), true, None).unwrap();
+        let s = BridgeDriver
+            .configure(ID, &opts(&[(OPT_MASQUERADE, "true")]), true, None)
+            .unwrap();
         assert!(!s.masquerade);
     }
 
@@ -283,7 +371,10 @@ mod tests {
             opts(&[(OPT_ICC, "perhaps")]),
             opts(&[(OPT_HOST_BINDING, "::1")]),
         ] {
-            assert!(BridgeDriver.configure(ID, &bad, false, None).is_err(), "{bad:?}");
+            assert!(
+                BridgeDriver.configure(ID, &bad, false, None).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }
