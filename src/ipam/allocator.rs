@@ -20,7 +20,9 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::pools::pick_subnet;
-use super::validate::{check_address, next_free_address, overlaps, validate_subnet};
+use super::validate::{
+    check_address, next_free_address, overlaps, validate_subnet, AddressOwners,
+};
 use super::{AddressPool, Family, IpamError, NetworkRequest, PoolRequest, SubnetConfig};
 use crate::store::{Compare, Key, Scope, Store, StoreExt, Txn};
 
@@ -254,7 +256,7 @@ pub fn plan_allocate(
     };
     // The stored config is authoritative (gateway, range, aux), whatever the caller passed.
     let cfg = &reservation.config;
-    let taken = addresses(store, network_id)?;
+    let taken = StoreOwners { store, network_id };
     let cursor_key = cursor_key(network_id, &cfg.subnet)?;
     let (ip, move_cursor) = match requested {
         Some(ip) => {
@@ -278,6 +280,19 @@ pub fn plan_allocate(
         txn = txn.put_json(cursor_key, &ip)?;
     }
     Ok((ip, txn))
+}
+
+/// Address owners looked up key by key in the store (see [`AddressOwners`]).
+struct StoreOwners<'a> {
+    store: &'a dyn Store,
+    network_id: &'a str,
+}
+
+impl AddressOwners for StoreOwners<'_> {
+    fn owner(&self, ip: IpAddr) -> Result<Option<String>, IpamError> {
+        let record = self.store.get_json::<AddressRecord>(&addr_key(self.network_id, ip)?)?;
+        Ok(record.map(|(r, _)| r.endpoint_id))
+    }
 }
 
 /// Plan releasing `ip` in `network_id`. Releasing a free address is a no-op, so teardown can

@@ -32,7 +32,7 @@ pub use pools::{
     default_bridge_pools, default_bridge_request, pick_subnet, user_network_pools,
     DEFAULT_BRIDGE_SUBNET,
 };
-pub use validate::{check_address, next_free_address, overlaps, validate_subnet};
+pub use validate::{check_address, next_free_address, overlaps, validate_subnet, AddressOwners};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -183,7 +183,7 @@ fn reserved_in(cfg: &SubnetConfig, ip: IpAddr) -> Option<String> {
 pub fn check_address(
     cfg: &SubnetConfig,
     ip: IpAddr,
-    taken: &BTreeMap<IpAddr, String>,
+    taken: &impl AddressOwners,
 ) -> Result<(), IpamError> {
     if !cfg.subnet.contains(ip) {
         return Err(IpamError::AddressOutsideSubnet {
@@ -201,13 +201,23 @@ pub fn check_address(
     if let Some(range) = cfg.ip_range.filter(|r| !r.contains(ip)) {
         return Err(IpamError::AddressOutsideRange { ip, range });
     }
-    if let Some(owner) = taken.get(&ip) {
-        return Err(IpamError::AddressInUse {
-            ip,
-            owner: owner.clone(),
-        });
+    if let Some(owner) = taken.owner(ip)? {
+        return Err(IpamError::AddressInUse { ip, owner });
     }
     Ok(())
+}
+
+/// Who holds an address, if anyone. A map serves pure planning and tests; the allocator looks
+/// addresses up in the store one by one, so an allocation costs a few key reads however many
+/// addresses the network already holds.
+pub trait AddressOwners {
+    fn owner(&self, ip: IpAddr) -> Result<Option<String>, IpamError>;
+}
+
+impl AddressOwners for BTreeMap<IpAddr, String> {
+    fn owner(&self, ip: IpAddr) -> Result<Option<String>, IpamError> {
+        Ok(self.get(&ip).cloned())
+    }
 }
 
 /// The next free address of `cfg.ip_range` (or the whole subnet) after `cursor`, wrapping
@@ -217,7 +227,7 @@ pub fn check_address(
 pub fn next_free_address(
     cfg: &SubnetConfig,
     cursor: Option<IpAddr>,
-    taken: &BTreeMap<IpAddr, String>,
+    taken: &impl AddressOwners,
 ) -> Result<IpAddr, IpamError> {
     let family = Family::of_net(&cfg.subnet);
     let range = cfg.ip_range.unwrap_or(cfg.subnet);
@@ -229,11 +239,12 @@ pub fn next_free_address(
         .map_or(lo, |c| c + 1);
     // Each step skips one taken or reserved address, so this ends after at most
     // |taken| + |reserved| + 1 steps unless the range is full.
-    (start..=hi)
-        .chain(lo..start)
-        .map(|n| from_u128(n, family))
-        .find(|&ip| !taken.contains_key(&ip) && reserved_in(cfg, ip).is_none())
-        .ok_or(IpamError::AddressesExhausted { range })
+    for ip in (start..=hi).chain(lo..start).map(|n| from_u128(n, family)) {
+        if reserved_in(cfg, ip).is_none() && taken.owner(ip)?.is_none() {
+            return Ok(ip);
+        }
+    }
+    Err(IpamError::AddressesExhausted { range })
 }
 
 #[cfg(test)]
