@@ -177,15 +177,6 @@ impl Agent {
             .collect())
     }
 
-    fn all_endpoints(&self) -> Result<Vec<EndpointRecord>, Error> {
-        Ok(self
-            .store
-            .list_json::<EndpointRecord>(Scope::Local, ALL_ENDPOINTS_PREFIX)?
-            .into_iter()
-            .map(|(_, e, _)| e)
-            .collect())
-    }
-
     /// Find a network as Docker does: full id, then exact name, then unique id prefix.
     pub fn find_network(&self, id_or_name: &str) -> Result<NetworkRecord, Error> {
         let not_found = || {
@@ -431,6 +422,7 @@ impl Agent {
         };
         Ok(Target {
             name,
+            netns_id: namespace_id(&path)?,
             netns: path,
             container_id: None,
         })
@@ -555,7 +547,12 @@ impl Agent {
                 aliases: settings.aliases.clone(),
                 ports,
             };
-            let txn = txn.create_json(endpoint_key(&network.id, &id)?, &endpoint)?;
+            let mut txn = txn
+                .create_json(endpoint_key(&network.id, &id)?, &endpoint)?
+                .create_json(target_key(&network.id, &target.netns_id)?, &id)?;
+            for port in &endpoint.ports {
+                txn = txn.create_json(port_key(port.proto, port.host_port)?, &id)?;
+            }
             Ok((endpoint, txn))
         })?;
 
@@ -586,11 +583,7 @@ impl Agent {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut used: std::collections::HashSet<(crate::firewall::Proto, u16)> = self
-            .all_endpoints()?
-            .iter()
-            .flat_map(|e| e.ports.iter().map(|p| (p.proto, p.host_port)))
-            .collect();
+        let mut chosen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for spec in specs {
             let container_ip = addresses
@@ -604,26 +597,32 @@ impl Agent {
                 HostPort::OneOf { start, end } => (start..=end).collect(),
                 HostPort::Ephemeral => (49153..=65535).collect(),
             };
-            let host_port = candidates
-                .into_iter()
-                .find(|p| !used.contains(&(spec.proto, *p)))
-                .ok_or_else(|| {
-                    Error::msg(
-                        ErrorKind::Conflict,
-                        format!(
-                            "Bind for {}:{} failed: port is already allocated",
-                            spec.host_ip
-                                .map(|i| i.to_string())
-                                .unwrap_or_else(|| "0.0.0.0".into()),
-                            match spec.host_port {
-                                HostPort::Fixed(p) => p.to_string(),
-                                HostPort::OneOf { start, end } => format!("{start}-{end}"),
-                                HostPort::Ephemeral => "ephemeral".into(),
-                            }
-                        ),
-                    )
-                })?;
-            used.insert((spec.proto, host_port));
+            let mut free = None;
+            for port in candidates {
+                if !chosen.contains(&(spec.proto, port))
+                    && self.store.get(&port_key(spec.proto, port)?)?.is_none()
+                {
+                    free = Some(port);
+                    break;
+                }
+            }
+            let host_port = free.ok_or_else(|| {
+                Error::msg(
+                    ErrorKind::Conflict,
+                    format!(
+                        "Bind for {}:{} failed: port is already allocated",
+                        spec.host_ip
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| "0.0.0.0".into()),
+                        match spec.host_port {
+                            HostPort::Fixed(p) => p.to_string(),
+                            HostPort::OneOf { start, end } => format!("{start}-{end}"),
+                            HostPort::Ephemeral => "ephemeral".into(),
+                        }
+                    ),
+                )
+            })?;
+            chosen.insert((spec.proto, host_port));
             out.push(PortMapping {
                 network_id: network.short_id().to_string(),
                 proto: spec.proto,
@@ -640,7 +639,12 @@ impl Agent {
 
     /// Delete an endpoint's record and release its addresses.
     pub(super) fn forget_endpoint(&self, endpoint: &EndpointRecord) -> Result<(), Error> {
-        let mut txn = Txn::new().delete(endpoint_key(&endpoint.network_id, &endpoint.id)?);
+        let mut txn = Txn::new()
+            .delete(endpoint_key(&endpoint.network_id, &endpoint.id)?)
+            .delete(target_key(&endpoint.network_id, &endpoint.target.netns_id)?);
+        for port in &endpoint.ports {
+            txn = txn.delete(port_key(port.proto, port.host_port)?);
+        }
         for addr in &endpoint.addresses {
             txn = txn.merge(ipam::plan_release(&endpoint.network_id, addr.ip())?);
         }
@@ -726,6 +730,18 @@ impl Agent {
 pub(super) async fn host_routes() -> Result<Vec<IpNetwork>, Error> {
     let nl = Netlink::current()?;
     Ok(nl.routes().await?)
+}
+
+/// A namespace's identity: device and inode of its nsfs file.
+fn namespace_id(path: &Path) -> Result<String, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::msg(
+            ErrorKind::NotFound,
+            format!("namespace {}: {e}", path.display()),
+        )
+    })?;
+    Ok(format!("{}-{}", meta.dev(), meta.ino()))
 }
 
 /// The first `ethN` not present in the namespace.

@@ -86,6 +86,9 @@ pub struct Target {
     pub name: String,
     /// The namespace file the endpoint lives in.
     pub netns: PathBuf,
+    /// The namespace's identity (`dev-inode` of its nsfs file): one namespace reached by two
+    /// paths is still one target.
+    pub netns_id: String,
     /// The container, when the target is one.
     pub container_id: Option<String>,
 }
@@ -150,6 +153,17 @@ pub fn name_key(name: &str) -> Result<Key, StoreError> {
 
 pub fn endpoint_key(network_id: &str, endpoint_id: &str) -> Result<Key, StoreError> {
     Key::local(format!("endpoints/{network_id}/{endpoint_id}"))
+}
+
+/// Index: which endpoint of a network lives in a namespace (`netns_id`); created with an
+/// Absent compare, so one namespace can never get two endpoints on one network.
+pub fn target_key(network_id: &str, netns_id: &str) -> Result<Key, StoreError> {
+    Key::local(format!("endpoint-targets/{network_id}/{netns_id}"))
+}
+
+/// Index: the endpoint holding a published host port (`tcp/8080`).
+pub fn port_key(proto: crate::firewall::Proto, host_port: u16) -> Result<Key, StoreError> {
+    Key::local(format!("ports/{proto}/{host_port}"))
 }
 
 pub const NETWORKS_PREFIX: &str = "networks/";

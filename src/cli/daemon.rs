@@ -137,6 +137,8 @@ pub fn run(args: DaemonArgs) -> Result<(), Error> {
 }
 
 async fn serve(config: config::DaemonConfig, hosts: Vec<HostAddr>) -> Result<(), Error> {
+    // Handlers first: a SIGTERM that arrives while we start up must stop us cleanly too.
+    let signals = Signals::install()?;
     let _lock = RootLock::acquire(&[&config.data_root, &config.exec_root])?;
     let mut listeners = Vec::new();
     for host in &hosts {
@@ -146,7 +148,7 @@ async fn serve(config: config::DaemonConfig, hosts: Vec<HostAddr>) -> Result<(),
     agent.reconcile().await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let signal = wait_for_signal().await;
+        let signal = signals.wait().await;
         tracing::info!(signal, "shutting down");
         let _ = stop_tx.send(true);
     });
@@ -164,18 +166,31 @@ async fn serve(config: config::DaemonConfig, hosts: Vec<HostAddr>) -> Result<(),
     Ok(())
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the agent can still be stopped with SIGKILL.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, caught from the moment the agent starts.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, Error> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind| {
+            signal(kind).map_err(|e| {
+                Error::msg(ErrorKind::Internal, format!("install signal handler: {e}"))
+            })
+        };
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn wait(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
     }
 }
 

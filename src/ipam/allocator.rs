@@ -20,9 +20,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use super::pools::pick_subnet;
-use super::validate::{
-    check_address, next_free_address, overlaps, validate_subnet, AddressOwners,
-};
+use super::validate::{check_address, next_free_address, overlaps, validate_subnet, AddressOwners};
 use super::{AddressPool, Family, IpamError, NetworkRequest, PoolRequest, SubnetConfig};
 use crate::store::{Compare, Key, Scope, Store, StoreExt, Txn};
 
@@ -290,7 +288,9 @@ struct StoreOwners<'a> {
 
 impl AddressOwners for StoreOwners<'_> {
     fn owner(&self, ip: IpAddr) -> Result<Option<String>, IpamError> {
-        let record = self.store.get_json::<AddressRecord>(&addr_key(self.network_id, ip)?)?;
+        let record = self
+            .store
+            .get_json::<AddressRecord>(&addr_key(self.network_id, ip)?)?;
         Ok(record.map(|(r, _)| r.endpoint_id))
     }
 }
