@@ -5,6 +5,7 @@
 //! Warren creates; the API layer only translates Docker-shaped requests into calls on it.
 
 pub mod config;
+mod dns;
 pub mod lock;
 pub mod networks;
 pub mod reconcile;
@@ -51,6 +52,8 @@ pub struct Agent {
     /// Serialises changes to networks and endpoints. Reads never wait on it; the store's
     /// compare-and-swap commits keep concurrent agents (several hosts, later) consistent too.
     mutations: tokio::sync::Mutex<()>,
+    /// Embedded DNS: names of user networks, served inside attached namespaces.
+    pub dns: crate::dns::Dns,
 }
 
 /// Where the embedded store lives inside the data root.
@@ -67,6 +70,7 @@ impl Agent {
                 .map(|d| (d.name(), d))
                 .collect();
         Ok(Agent {
+            dns: crate::dns::Dns::new(&config.dns),
             config,
             id,
             started: SystemTime::now(),

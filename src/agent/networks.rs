@@ -569,6 +569,7 @@ impl Agent {
             }
         }
         tracing::debug!(network = %network.name, target = %target.name, ifname = %endpoint.ifname, "endpoint attached");
+        self.refresh_dns().await;
         Ok(endpoint)
     }
 
@@ -680,7 +681,9 @@ impl Agent {
                 ),
             )
         })?;
-        self.detach_endpoint(&network, &endpoint).await
+        let detached = self.detach_endpoint(&network, &endpoint).await;
+        self.refresh_dns().await;
+        detached
     }
 
     /// Remove an endpoint from the kernel, the firewall and the store; keeps going on failure.

@@ -65,6 +65,8 @@ impl Agent {
         }
         self.firewall.replace_all(&policies, &ports)?;
         self.remove_orphan_veths(&live_veths).await?;
+        // Listeners of live endpoints are (re-)opened; names are served from here on.
+        self.refresh_dns().await;
         Ok(())
     }
 

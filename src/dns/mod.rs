@@ -1,3 +1,155 @@
-//! Embedded DNS for user-defined networks (hickory): an immutable name snapshot swapped
-//! atomically, per-network listeners and upstream forwarding. Built by the DNS issue; nothing
-//! in the agent depends on it yet.
+//! Embedded DNS for user-defined networks: container names, aliases and short ids on the
+//! networks a client is attached to, PTR for their addresses, everything else forwarded.
+//!
+//! - [`snapshot`]: the immutable name table, rebuilt and swapped atomically (ArcSwap) on every
+//!   change, so a query never waits for a rebuild and always sees a whole one.
+//! - [`handle`]: request bytes → answer bytes, pure (unit-tested and fuzzed).
+//! - `server`: a UDP and a TCP socket at 127.0.0.11:53 inside each client namespace
+//!   (see docs/dns.md, "DNS: where it listens", for why there and not on the gateway).
+//! - [`forward`]: upstream resolvers, asked from the agent's namespace.
+//!
+//! [`Dns`] ties them together; the agent calls [`Dns::update`] after every change.
+
+pub mod forward;
+pub mod handle;
+mod server;
+pub mod snapshot;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::error::{ErrorKind, HasKind};
+pub use handle::{handle, Reply, Transport};
+pub use server::LISTEN_ADDR;
+pub use snapshot::{EndpointEntry, NetworkEntry, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("enter namespace {netns} to open the DNS listener")]
+    Namespace {
+        netns: PathBuf,
+        #[source]
+        source: crate::netns::NetnsError,
+    },
+    #[error("bind {LISTEN_ADDR} in namespace {netns}")]
+    Bind {
+        netns: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl HasKind for DnsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DnsError::Namespace { .. } => ErrorKind::NotFound,
+            DnsError::Bind { .. } => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// What the serving tasks share: the current table and the forwarder.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    forwarder: forward::Forwarder,
+}
+
+/// The DNS service: the current snapshot and one listener per client namespace.
+#[derive(Debug)]
+pub struct Dns {
+    shared: Arc<Shared>,
+    /// Client namespace identity → its listener. Changed only by `update`, which the agent
+    /// calls under its mutation lock; the async mutex only makes that explicit.
+    listeners: tokio::sync::Mutex<HashMap<String, server::Listener>>,
+}
+
+/// A client namespace's location, needed to open its listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientNamespace {
+    pub netns_id: String,
+    pub path: PathBuf,
+}
+
+impl Dns {
+    /// `upstream`: daemon.json `dns`; when empty, /etc/resolv.conf's nameservers are used.
+    pub fn new(upstream: &[IpAddr]) -> Dns {
+        Dns::with_resolv_conf(upstream, PathBuf::from(forward::RESOLV_CONF))
+    }
+
+    pub fn with_resolv_conf(upstream: &[IpAddr], resolv_conf: PathBuf) -> Dns {
+        let upstreams = forward::Upstreams::new(upstream, resolv_conf);
+        Dns {
+            shared: Arc::new(Shared {
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                forwarder: forward::Forwarder::new(upstreams),
+            }),
+            listeners: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The table queries are answered from right now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    /// Publish the names of `networks`/`endpoints` and bring the listeners in line: open one
+    /// in every namespace that has an endpoint on a network with name resolution, close the
+    /// others. The new table is visible to the next query. Failures to open a listener are
+    /// returned (the rest is still done); that namespace is retried at the next update.
+    pub async fn update(
+        &self,
+        networks: &[NetworkEntry],
+        endpoints: &[EndpointEntry],
+        namespaces: &[ClientNamespace],
+    ) -> Vec<DnsError> {
+        let snapshot = Snapshot::build(networks, endpoints);
+        let wanted: HashMap<&str, &PathBuf> = namespaces
+            .iter()
+            .filter(|ns| snapshot.client(&ns.netns_id).is_some())
+            .map(|ns| (ns.netns_id.as_str(), &ns.path))
+            .collect();
+        let mut listeners = self.listeners.lock().await;
+        // Swap first: a namespace losing its last network is refused from now on even before
+        // its sockets are closed, and a new one is answered from its first query on.
+        self.shared.snapshot.store(Arc::new(snapshot));
+        let gone: Vec<String> = listeners
+            .keys()
+            .filter(|id| !wanted.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(listener) = listeners.remove(&id) {
+                listener.close().await;
+                tracing::debug!(netns = %id, "dns listener closed");
+            }
+        }
+        let mut errors = Vec::new();
+        for (id, path) in wanted {
+            if listeners.contains_key(id) {
+                continue;
+            }
+            match server::Listener::open(path.clone(), id.to_string(), Arc::clone(&self.shared)).await
+            {
+                Ok(listener) => {
+                    tracing::debug!(netns = %path.display(), "dns listener opened");
+                    listeners.insert(id.to_string(), listener);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
+    }
+
+    /// Close every listener (agent shutdown).
+    pub async fn close_all(&self) {
+        let mut listeners = self.listeners.lock().await;
+        for (_, listener) in listeners.drain() {
+            listener.close().await;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The agent's side of embedded DNS: turn the store's records into DNS entries and publish
+//! them after every change (connect, disconnect, reconcile). Kept apart from the network
+//! orchestration, which only calls [`Agent::refresh_dns`].
+
+use super::records::{EndpointRecord, NetworkRecord, ALL_ENDPOINTS_PREFIX};
+use super::Agent;
+use crate::dns::{ClientNamespace, EndpointEntry, NetworkEntry};
+use crate::store::{Scope, StoreExt};
+
+/// Length of the short ids Docker resolves (`docker ps` shows the same 12 digits).
+const SHORT_ID: usize = 12;
+
+impl Agent {
+    /// Rebuild the DNS table from the records and open/close namespace listeners to match.
+    /// DNS trouble never fails the network operation that triggered it: it is logged, and
+    /// the next refresh tries again.
+    pub(super) async fn refresh_dns(&self) {
+        let records = self.networks().and_then(|networks| {
+            let endpoints = self
+                .store
+                .list_json::<EndpointRecord>(Scope::Local, ALL_ENDPOINTS_PREFIX)?
+                .into_iter()
+                .map(|(_, e, _)| e)
+                .collect::<Vec<_>>();
+            Ok((networks, endpoints))
+        });
+        let (networks, endpoints) = match records {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::warn!(error = %e, "dns: cannot read records; names not updated");
+                return;
+            }
+        };
+        let (networks, endpoints, namespaces) = dns_entries(&networks, &endpoints);
+        for e in self.dns.update(&networks, &endpoints, &namespaces).await {
+            tracing::warn!(error = %crate::error::chain(&e), "dns: listener not opened");
+        }
+    }
+}
+
+/// The DNS view of the records.
+pub(super) fn dns_entries(
+    networks: &[NetworkRecord],
+    endpoints: &[EndpointRecord],
+) -> (Vec<NetworkEntry>, Vec<EndpointEntry>, Vec<ClientNamespace>) {
+    let networks = networks
+        .iter()
+        .map(|n| NetworkEntry {
+            id: n.id.clone(),
+            name: n.name.clone(),
+            internal: n.internal,
+            // The default bridge has no name resolution, as in Docker.
+            resolves: !n.builtin,
+            subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+        })
+        .collect();
+    let mut namespaces: Vec<ClientNamespace> = Vec::new();
+    let entries = endpoints
+        .iter()
+        .map(|ep| {
+            if !namespaces.iter().any(|n| n.netns_id == ep.target.netns_id) {
+                namespaces.push(ClientNamespace {
+                    netns_id: ep.target.netns_id.clone(),
+                    path: ep.target.netns.clone(),
+                });
+            }
+            let mut aliases = ep.aliases.clone();
+            aliases.push(ep.id[..ep.id.len().min(SHORT_ID)].to_string());
+            if let Some(cid) = &ep.target.container_id {
+                aliases.push(cid[..cid.len().min(SHORT_ID)].to_string());
+            }
+            EndpointEntry {
+                network_id: ep.network_id.clone(),
+                netns_id: ep.target.netns_id.clone(),
+                name: dns_name(&ep.target.name),
+                aliases,
+                addresses: ep.addresses.iter().map(|a| a.ip()).collect(),
+            }
+        })
+        .collect();
+    (networks, entries, namespaces)
+}
+
+/// The DNS name of a target: `netns:lab1` is `lab1`, a container is its name (Docker shows
+/// it with a leading slash), a bare namespace path has none (its aliases still resolve).
+fn dns_name(target: &str) -> Option<String> {
+    let name = match target.strip_prefix("netns:") {
+        Some(ns) => ns,
+        None if target.starts_with('/') && target.len() > 1 && target[1..].contains('/') => {
+            return None
+        }
+        None => target.trim_start_matches('/'),
+    };
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names() {
+        assert_eq!(dns_name("netns:lab1").as_deref(), Some("lab1"));
+        assert_eq!(dns_name("/web").as_deref(), Some("web"));
+        assert_eq!(dns_name("web").as_deref(), Some("web"));
+        assert_eq!(dns_name("/run/netns/x"), None);
+        assert_eq!(dns_name("netns:"), None);
+    }
+}

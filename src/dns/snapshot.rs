@@ -1,0 +1,347 @@
+//! The immutable name table every query is answered from.
+//!
+//! A [`Snapshot`] is built from plain descriptions of networks and endpoints (the agent turns
+//! its store records into these, so this module knows nothing about the store) and is never
+//! changed afterwards: a connect or disconnect builds a new one and swaps it in atomically, so
+//! readers never lock and never see half an update.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+
+/// A network as DNS sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkEntry {
+    pub id: String,
+    pub name: String,
+    /// Internal networks never forward to upstream resolvers.
+    pub internal: bool,
+    /// Whether its endpoints get name resolution (false for the default `bridge`, as in Docker).
+    pub resolves: bool,
+    pub subnets: Vec<IpNetwork>,
+}
+
+/// One endpoint as DNS sees it: the names it answers to on its network and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointEntry {
+    pub network_id: String,
+    /// Identity of the namespace the endpoint lives in (the client key of the listener there).
+    pub netns_id: String,
+    /// The primary name (container or `netns:NAME` target), used for PTR answers too.
+    pub name: Option<String>,
+    /// Further names: aliases, short ids.
+    pub aliases: Vec<String>,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Index of a network inside one snapshot.
+type NetIdx = usize;
+
+#[derive(Debug, Default)]
+struct NetworkNames {
+    /// Lower-case network name: the suffix of qualified names (`web.mynet`).
+    name: String,
+    subnets: Vec<IpNetwork>,
+    /// Lower-case name → every address answering to it on this network.
+    names: HashMap<String, Vec<IpAddr>>,
+}
+
+/// What one client namespace may see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientScope {
+    networks: Vec<NetIdx>,
+    /// Forward names we do not serve: the namespace has at least one non-internal attachment.
+    pub forward: bool,
+}
+
+/// The name table at one instant.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    networks: Vec<NetworkNames>,
+    clients: HashMap<String, ClientScope>,
+    /// Address → (network, fully qualified `name.network.` for PTR answers).
+    reverse: HashMap<IpAddr, Vec<(NetIdx, String)>>,
+}
+
+/// Result of looking a name up for a client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The name is served here; its addresses (possibly none of the asked family).
+    Found(Vec<IpAddr>),
+    /// The name is in a domain served here (a network's name) but does not exist.
+    NoSuchName,
+    /// Not ours: forward if the client may, otherwise refuse.
+    NotLocal,
+}
+
+/// A DNS name as a lower-case string without the trailing dot, or None when it cannot be a
+/// name we serve (a label holding a dot or a non-printable byte).
+pub fn name_key(labels: impl Iterator<Item = impl AsRef<[u8]>>) -> Option<String> {
+    let mut key = String::with_capacity(32);
+    for label in labels {
+        let label = label.as_ref();
+        if label.is_empty() || label.iter().any(|b| *b == b'.' || !b.is_ascii_graphic()) {
+            return None;
+        }
+        if !key.is_empty() {
+            key.push('.');
+        }
+        key.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
+    }
+    Some(key)
+}
+
+impl Snapshot {
+    /// Build the table. Endpoints on unknown or non-resolving networks are ignored; names are
+    /// matched case-insensitively.
+    pub fn build(networks: &[NetworkEntry], endpoints: &[EndpointEntry]) -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        let mut index: HashMap<&str, NetIdx> = HashMap::new();
+        for net in networks.iter().filter(|n| n.resolves) {
+            index.insert(&net.id, snapshot.networks.len());
+            snapshot.networks.push(NetworkNames {
+                name: net.name.to_ascii_lowercase(),
+                subnets: net.subnets.clone(),
+                names: HashMap::new(),
+            });
+        }
+        let internal: HashMap<&str, bool> =
+            networks.iter().map(|n| (n.id.as_str(), n.internal)).collect();
+        // A namespace may forward if any of its attachments (default bridge included) can reach
+        // the outside: it could then ask an outside resolver directly anyway.
+        let mut scopes: BTreeMap<&str, ClientScope> = BTreeMap::new();
+        for ep in endpoints {
+            let Some(&is_internal) = internal.get(ep.network_id.as_str()) else {
+                continue;
+            };
+            let scope = scopes.entry(&ep.netns_id).or_default();
+            scope.forward |= !is_internal;
+            let Some(&idx) = index.get(ep.network_id.as_str()) else {
+                continue;
+            };
+            if !scope.networks.contains(&idx) {
+                scope.networks.push(idx);
+            }
+            let net = &mut snapshot.networks[idx];
+            for name in ep.name.iter().chain(&ep.aliases) {
+                let key = name.trim_end_matches('.').to_ascii_lowercase();
+                if key.is_empty() {
+                    continue;
+                }
+                let addrs = net.names.entry(key).or_default();
+                for a in &ep.addresses {
+                    if !addrs.contains(a) {
+                        addrs.push(*a);
+                    }
+                }
+            }
+            let ptr_name = ep.name.as_ref().or(ep.aliases.first());
+            if let Some(ptr_name) = ptr_name {
+                let fqdn = format!("{}.{}.", ptr_name.to_ascii_lowercase(), net.name);
+                for a in &ep.addresses {
+                    snapshot.reverse.entry(*a).or_default().push((idx, fqdn.clone()));
+                }
+            }
+        }
+        // Only namespaces with at least one resolving network get a scope (and a listener).
+        snapshot.clients = scopes
+            .into_iter()
+            .filter(|(_, s)| !s.networks.is_empty())
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        snapshot
+    }
+
+    /// The scope of a client namespace; None when it has no network with name resolution.
+    pub fn client(&self, netns_id: &str) -> Option<&ClientScope> {
+        self.clients.get(netns_id)
+    }
+
+    /// Namespaces that need a listener.
+    pub fn clients(&self) -> impl Iterator<Item = &str> {
+        self.clients.keys().map(String::as_str)
+    }
+
+    /// Look `key` (see [`name_key`]) up for a client: first as a name on any of its networks,
+    /// then as `name.network` on the named one.
+    pub fn lookup(&self, scope: &ClientScope, key: &str) -> Lookup {
+        let mut found: Option<Vec<IpAddr>> = None;
+        for &idx in &scope.networks {
+            if let Some(addrs) = self.networks[idx].names.get(key) {
+                let all = found.get_or_insert_with(Vec::new);
+                for a in addrs {
+                    if !all.contains(a) {
+                        all.push(*a);
+                    }
+                }
+            }
+        }
+        if let Some(found) = found {
+            return Lookup::Found(found);
+        }
+        let mut in_our_domain = false;
+        for &idx in &scope.networks {
+            let net = &self.networks[idx];
+            if key == net.name {
+                in_our_domain = true;
+                continue;
+            }
+            let Some(host) = key
+                .strip_suffix(net.name.as_str())
+                .and_then(|h| h.strip_suffix('.'))
+            else {
+                continue;
+            };
+            in_our_domain = true;
+            if let Some(addrs) = net.names.get(host) {
+                return Lookup::Found(addrs.clone());
+            }
+        }
+        // Single-label names are container names by nature: never sent upstream, where they
+        // would leak and cannot exist anyway.
+        if in_our_domain || !key.contains('.') {
+            Lookup::NoSuchName
+        } else {
+            Lookup::NotLocal
+        }
+    }
+
+    /// PTR lookup of an address for a client: the names on its networks, or None when
+    /// nothing here knows the address. `in_our_subnets` tells whether it lies in one of the
+    /// client's subnets (then it is ours to deny, not to forward).
+    pub fn reverse(&self, scope: &ClientScope, ip: IpAddr) -> (Vec<&str>, bool) {
+        let names = self
+            .reverse
+            .get(&ip)
+            .map(|v| {
+                v.iter()
+                    .filter(|(idx, _)| scope.networks.contains(idx))
+                    .map(|(_, n)| n.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ours = scope
+            .networks
+            .iter()
+            .any(|&idx| self.networks[idx].subnets.iter().any(|s| s.contains(ip)));
+        (names, ours)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn net(id: &str, name: &str, internal: bool, subnet: &str) -> NetworkEntry {
+        NetworkEntry {
+            id: id.into(),
+            name: name.into(),
+            internal,
+            resolves: true,
+            subnets: vec![subnet.parse().unwrap()],
+        }
+    }
+
+    pub(crate) fn ep(net: &str, ns: &str, name: &str, aliases: &[&str], ips: &[&str]) -> EndpointEntry {
+        EndpointEntry {
+            network_id: net.into(),
+            netns_id: ns.into(),
+            name: (!name.is_empty()).then(|| name.to_string()),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            addresses: ips.iter().map(|i| i.parse().unwrap()).collect(),
+        }
+    }
+
+    /// Two networks: `front` (web, api x3 as alias `api`) and `back` (db, internal);
+    /// `api1` is on both; `lone` is only on the default bridge.
+    pub(crate) fn sample() -> Snapshot {
+        let mut bridge = net("n0", "bridge", false, "172.17.0.0/16");
+        bridge.resolves = false;
+        Snapshot::build(
+            &[
+                bridge,
+                net("n1", "front", false, "10.1.0.0/24"),
+                net("n2", "back", true, "10.2.0.0/24"),
+            ],
+            &[
+                ep("n1", "ns-web", "web", &["www"], &["10.1.0.2", "fd00::2"]),
+                ep("n1", "ns-api1", "api1", &["api"], &["10.1.0.3"]),
+                ep("n1", "ns-api2", "api2", &["api"], &["10.1.0.4"]),
+                ep("n1", "ns-api3", "api3", &["API"], &["10.1.0.5"]),
+                ep("n2", "ns-api1", "api1", &[], &["10.2.0.3"]),
+                ep("n2", "ns-db", "db", &[], &["10.2.0.2"]),
+                ep("n0", "ns-lone", "lone", &[], &["172.17.0.2"]),
+            ],
+        )
+    }
+
+    fn ips(l: Lookup) -> Vec<String> {
+        match l {
+            Lookup::Found(v) => {
+                let mut v: Vec<String> = v.iter().map(|a| a.to_string()).collect();
+                v.sort();
+                v
+            }
+            other => panic!("expected addresses, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_aliases_and_replicas() {
+        let s = sample();
+        let web = s.client("ns-web").unwrap();
+        assert_eq!(ips(s.lookup(web, "web")), ["10.1.0.2", "fd00::2"]);
+        assert_eq!(ips(s.lookup(web, "www")), ["10.1.0.2", "fd00::2"]);
+        assert_eq!(ips(s.lookup(web, "api")), ["10.1.0.3", "10.1.0.4", "10.1.0.5"]);
+        assert_eq!(ips(s.lookup(web, "api.front")), ["10.1.0.3", "10.1.0.4", "10.1.0.5"]);
+    }
+
+    #[test]
+    fn scope_is_the_clients_networks() {
+        let s = sample();
+        let web = s.client("ns-web").unwrap();
+        assert_eq!(s.lookup(web, "db"), Lookup::NoSuchName);
+        assert_eq!(s.lookup(web, "db.back"), Lookup::NotLocal);
+        assert_eq!(s.lookup(web, "nope.front"), Lookup::NoSuchName);
+        assert_eq!(s.lookup(web, "example.com"), Lookup::NotLocal);
+        // api1 is on both networks: it sees db and both of its own addresses.
+        let api1 = s.client("ns-api1").unwrap();
+        assert_eq!(ips(s.lookup(api1, "db")), ["10.2.0.2"]);
+        assert_eq!(ips(s.lookup(api1, "api1")), ["10.1.0.3", "10.2.0.3"]);
+        assert_eq!(ips(s.lookup(api1, "api1.back")), ["10.2.0.3"]);
+    }
+
+    #[test]
+    fn default_bridge_and_forwarding_policy() {
+        let s = sample();
+        assert!(s.client("ns-lone").is_none(), "default bridge has no resolver");
+        assert!(s.client("ns-web").unwrap().forward);
+        assert!(!s.client("ns-db").unwrap().forward, "internal only never forwards");
+        assert!(s.client("ns-api1").unwrap().forward, "mixed: has a way out");
+        let mut clients: Vec<&str> = s.clients().collect();
+        clients.sort();
+        assert_eq!(clients, ["ns-api1", "ns-api2", "ns-api3", "ns-db", "ns-web"]);
+    }
+
+    #[test]
+    fn reverse_is_scoped() {
+        let s = sample();
+        let web = s.client("ns-web").unwrap();
+        let (names, ours) = s.reverse(web, "10.1.0.2".parse().unwrap());
+        assert_eq!(names, ["web.front."]);
+        assert!(ours);
+        let (names, ours) = s.reverse(web, "10.2.0.2".parse().unwrap());
+        assert!(names.is_empty() && !ours);
+        let (names, ours) = s.reverse(web, "10.1.0.99".parse().unwrap());
+        assert!(names.is_empty() && ours);
+    }
+
+    #[test]
+    fn name_keys_are_lowercase_and_refuse_odd_labels() {
+        let k = name_key(["WeB", "Front"].iter());
+        assert_eq!(k.as_deref(), Some("web.front"));
+        assert_eq!(name_key(["a.b"].iter()), None);
+        assert_eq!(name_key([&b"a\0"[..]].iter()), None);
+    }
+}
