@@ -12,6 +12,8 @@ packages=(
   curl            # raw HTTP checks of the API
   openssl         # throwaway certificates for the mutual-TLS tests
   procps          # sysctl/pgrep in labs
+  dnsutils        # dig: DNS tests query the embedded resolver (flags, TCP, EDNS sizes)
+  dnsmasq-base    # dnsmasq: the "outside" upstream resolver in DNS forwarding tests
 )
 
 missing=()

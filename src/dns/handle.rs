@@ -255,7 +255,6 @@ fn same_questions(a: &[Query], b: &[Query]) -> bool {
 mod tests {
     use super::super::snapshot::tests::{ep, net, sample};
     use super::*;
-    use hickory_proto::rr::RecordData;
 
     fn query(name: &str, rtype: RecordType, edns: Option<u16>) -> Vec<u8> {
         let mut m = Message::new(0x1234, MessageType::Query, OpCode::Query);

@@ -42,7 +42,6 @@ type NetIdx = usize;
 struct NetworkNames {
     /// Lower-case network name: the suffix of qualified names (`web.mynet`).
     name: String,
-    subnets: Vec<IpNetwork>,
     /// Lower-case name → every address answering to it on this network.
     names: HashMap<String, Vec<IpAddr>>,
 }
@@ -62,6 +61,9 @@ pub struct Snapshot {
     clients: HashMap<String, ClientScope>,
     /// Address → (network, fully qualified `name.network.` for PTR answers).
     reverse: HashMap<IpAddr, Vec<(NetIdx, String)>>,
+    /// Subnets of every network on this host: their reverse names are answered here, never
+    /// asked upstream (RFC 6303's spirit: private addresses do not leak out).
+    all_subnets: Vec<IpNetwork>,
 }
 
 /// Result of looking a name up for a client.
@@ -102,10 +104,10 @@ impl Snapshot {
             index.insert(&net.id, snapshot.networks.len());
             snapshot.networks.push(NetworkNames {
                 name: net.name.to_ascii_lowercase(),
-                subnets: net.subnets.clone(),
                 names: HashMap::new(),
             });
         }
+        snapshot.all_subnets = networks.iter().flat_map(|n| n.subnets.iter().copied()).collect();
         let internal: HashMap<&str, bool> =
             networks.iter().map(|n| (n.id.as_str(), n.internal)).collect();
         // A namespace may forward if any of its attachments (default bridge included) can reach
@@ -207,9 +209,9 @@ impl Snapshot {
         }
     }
 
-    /// PTR lookup of an address for a client: the names on its networks, or None when
-    /// nothing here knows the address. `in_our_subnets` tells whether it lies in one of the
-    /// client's subnets (then it is ours to deny, not to forward).
+    /// PTR lookup of an address for a client: its names on the client's networks, and
+    /// whether the address lies in a subnet of any network here (then it is ours to deny,
+    /// never to forward).
     pub fn reverse(&self, scope: &ClientScope, ip: IpAddr) -> (Vec<&str>, bool) {
         let names = self
             .reverse
@@ -221,10 +223,7 @@ impl Snapshot {
                     .collect()
             })
             .unwrap_or_default();
-        let ours = scope
-            .networks
-            .iter()
-            .any(|&idx| self.networks[idx].subnets.iter().any(|s| s.contains(ip)));
+        let ours = self.all_subnets.iter().any(|s| s.contains(ip));
         (names, ours)
     }
 }
@@ -332,6 +331,8 @@ pub(crate) mod tests {
         assert_eq!(names, ["web.front."]);
         assert!(ours);
         let (names, ours) = s.reverse(web, "10.2.0.2".parse().unwrap());
+        assert!(names.is_empty() && ours, "another network's address: denied, not forwarded");
+        let (names, ours) = s.reverse(web, "192.0.2.1".parse().unwrap());
         assert!(names.is_empty() && !ours);
         let (names, ours) = s.reverse(web, "10.1.0.99".parse().unwrap());
         assert!(names.is_empty() && ours);
