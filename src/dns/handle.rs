@@ -53,50 +53,63 @@ pub fn handle(
     request: &[u8],
     transport: Transport,
 ) -> Option<Reply> {
-    let request = Message::from_vec(request).ok()?;
+    let raw = request;
+    let request = Message::from_vec(raw).ok()?;
     if request.message_type != MessageType::Query {
         return None;
     }
     let limit = answer_limit(&request, transport);
     let forward = scope.is_some_and(|s| s.forward);
-    let mut response = response_to(&request, forward);
+    let reply = |code| {
+        let response = response_to(&request, forward);
+        Some(Reply::Answer(error(response, code, limit)))
+    };
     if request.op_code != OpCode::Query {
-        return Some(Reply::Answer(error(response, ResponseCode::Refused, limit)));
+        return reply(ResponseCode::Refused);
     }
     if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
-        return Some(Reply::Answer(error(response, ResponseCode::BADVERS, limit)));
+        return reply(ResponseCode::BADVERS);
     }
     let [query] = request.queries.as_slice() else {
-        return Some(Reply::Answer(error(response, ResponseCode::FormErr, limit)));
+        return reply(ResponseCode::FormErr);
     };
     let Some(scope) = scope else {
-        return Some(Reply::Answer(error(response, ResponseCode::Refused, limit)));
+        return reply(ResponseCode::Refused);
     };
     if query.query_class != DNSClass::IN {
-        return Some(Reply::Answer(error(response, ResponseCode::Refused, limit)));
+        return reply(ResponseCode::Refused);
     }
     let answers = match query.query_type {
         RecordType::PTR => reverse_answers(snapshot, scope, query),
         _ => forward_answers(snapshot, scope, query),
     };
-    match answers {
-        Local::Answers(records) => {
-            response.metadata.authoritative = true;
-            response.answers = records;
-            Some(Reply::Answer(encode(&response, limit)))
+    let records = match answers {
+        Local::Addresses(addrs) => {
+            if let Some(answer) = encode_addresses(raw, &request, &addrs, forward, limit) {
+                return Some(Reply::Answer(answer));
+            }
+            address_records(query, addrs)
         }
+        Local::Answers(records) => records,
         Local::NoSuchName => {
+            let mut response = response_to(&request, forward);
             response.metadata.authoritative = true;
-            Some(Reply::Answer(error(response, ResponseCode::NXDomain, limit)))
+            return Some(Reply::Answer(error(response, ResponseCode::NXDomain, limit)));
         }
-        Local::NotLocal if forward => Some(Reply::Forward(Forward { request, limit })),
+        Local::NotLocal if forward => return Some(Reply::Forward(Forward { request, limit })),
         // Not ours and the client may not go outside (internal networks): a server that does
         // not recurse for a client refuses, as BIND does outside `allow-recursion`.
-        Local::NotLocal => Some(Reply::Answer(error(response, ResponseCode::Refused, limit))),
-    }
+        Local::NotLocal => return reply(ResponseCode::Refused),
+    };
+    let mut response = response_to(&request, forward);
+    response.metadata.authoritative = true;
+    response.answers = records;
+    Some(Reply::Answer(encode(&response, limit)))
 }
 
 enum Local {
+    /// A/AAAA/ANY data of a name served here, already in answer order.
+    Addresses(Vec<IpAddr>),
     Answers(Vec<Record>),
     NoSuchName,
     NotLocal,
@@ -108,8 +121,6 @@ fn forward_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> L
     };
     match snapshot.lookup(scope, &key) {
         Lookup::Found(mut addrs) => {
-            // Round-robin: every answer lists the replicas in a fresh order.
-            fastrand::shuffle(&mut addrs);
             let want = |ip: &IpAddr| match query.query_type {
                 RecordType::A => ip.is_ipv4(),
                 RecordType::AAAA => ip.is_ipv6(),
@@ -117,22 +128,101 @@ fn forward_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> L
                 // The name exists but has no such data: NOERROR with no answers.
                 _ => false,
             };
-            let records = addrs
-                .into_iter()
-                .filter(want)
-                .map(|ip| {
-                    let data = match ip {
-                        IpAddr::V4(v4) => RData::A(A(v4)),
-                        IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
-                    };
-                    Record::from_rdata(query.name.clone(), TTL, data)
-                })
-                .collect();
-            Local::Answers(records)
+            addrs.retain(want);
+            // Round-robin: every answer lists the replicas in a fresh order.
+            fastrand::shuffle(&mut addrs);
+            Local::Addresses(addrs)
         }
         Lookup::NoSuchName => Local::NoSuchName,
         Lookup::NotLocal => Local::NotLocal,
     }
+}
+
+fn address_records(query: &Query, addrs: Vec<IpAddr>) -> Vec<Record> {
+    addrs
+        .into_iter()
+        .map(|ip| {
+            let data = match ip {
+                IpAddr::V4(v4) => RData::A(A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            };
+            Record::from_rdata(query.name.clone(), TTL, data)
+        })
+        .collect()
+}
+
+/// The hot path, written directly: the answer to an A/AAAA/ANY question for a name served
+/// here, as the general path would encode it (the unit tests compare both), but without
+/// building hickory messages — that costs more than the two syscalls around it. The question
+/// is copied as the client sent it and every record names it by a pointer to offset 12.
+/// None when the question is not a plain uncompressed name or the answer does not fit: the
+/// general path handles those.
+fn encode_addresses(
+    raw: &[u8],
+    request: &Message,
+    addrs: &[IpAddr],
+    recursion_available: bool,
+    limit: usize,
+) -> Option<Vec<u8>> {
+    const HEADER: usize = 12;
+    const OPT_RR: usize = 11;
+    let mut end = HEADER;
+    loop {
+        let len = usize::from(*raw.get(end)?);
+        end += 1;
+        if len == 0 {
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        end += len;
+    }
+    let question = raw.get(HEADER..end + 4)?;
+    let edns = request.edns.is_some();
+    let records: usize = addrs.iter().map(|a| if a.is_ipv4() { 16 } else { 28 }).sum();
+    let size = HEADER + question.len() + records + if edns { OPT_RR } else { 0 };
+    if size > limit {
+        return None;
+    }
+    let count = u16::try_from(addrs.len()).ok()?;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&request.id.to_be_bytes());
+    // QR, opcode QUERY, AA, RD echoed | RA, CD echoed, NOERROR.
+    out.push(0x80 | 0x04 | u8::from(request.recursion_desired));
+    out.push(if recursion_available { 0x80 } else { 0 } | if request.checking_disabled { 0x10 } else { 0 });
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&u16::from(edns).to_be_bytes());
+    out.extend_from_slice(question);
+    for ip in addrs {
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        let (rtype, v4, v6);
+        let rdata: &[u8] = match ip {
+            IpAddr::V4(a) => {
+                (rtype, v4) = (u16::from(RecordType::A), a.octets());
+                &v4
+            }
+            IpAddr::V6(a) => {
+                (rtype, v6) = (u16::from(RecordType::AAAA), a.octets());
+                &v6
+            }
+        };
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+        out.extend_from_slice(&TTL.to_be_bytes());
+        out.extend_from_slice(&u16::try_from(rdata.len()).ok()?.to_be_bytes());
+        out.extend_from_slice(rdata);
+    }
+    if edns {
+        // OPT: root name, type 41, class = our UDP payload, extended rcode/version/flags 0.
+        out.push(0);
+        out.extend_from_slice(&u16::from(RecordType::OPT).to_be_bytes());
+        out.extend_from_slice(&MAX_UDP_PAYLOAD.to_be_bytes());
+        out.extend_from_slice(&[0; 6]);
+    }
+    Some(out)
 }
 
 fn reverse_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> Local {
@@ -295,6 +385,33 @@ mod tests {
         let m = answer(&s, "ns-web", &query("web.", RecordType::MX, None), Transport::Udp);
         assert_eq!(m.response_code, ResponseCode::NoError);
         assert!(m.answers.is_empty());
+    }
+
+    #[test]
+    fn fast_path_encodes_like_hickory() {
+        let s = sample();
+        for (name, rtype, edns) in [
+            ("WeB.", RecordType::A, None),
+            ("web.front.", RecordType::AAAA, Some(1232)),
+            ("web.", RecordType::ANY, Some(4096)),
+            ("www.", RecordType::A, None),
+        ] {
+            let req = query(name, rtype, edns);
+            let request = Message::from_vec(&req).unwrap();
+            let addrs = match forward_answers(&s, s.client("ns-web").unwrap(), &request.queries[0]) {
+                Local::Addresses(mut a) => {
+                    a.sort();
+                    a
+                }
+                _ => panic!("expected addresses"),
+            };
+            let fast = encode_addresses(&req, &request, &addrs, true, 4096).unwrap();
+            let mut general = response_to(&request, true);
+            general.metadata.authoritative = true;
+            general.answers = address_records(&request.queries[0], addrs);
+            let general = encode(&general, 4096);
+            assert_eq!(Message::from_vec(&fast).unwrap(), Message::from_vec(&general).unwrap(), "{name}");
+        }
     }
 
     #[test]
