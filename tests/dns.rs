@@ -88,7 +88,13 @@ fn ns_path(sb: &Sandbox, ns: &str) -> PathBuf {
 }
 
 /// Send `request` over UDP from inside `ns` to `to`; the answer, or None after `wait`.
-fn udp_probe(sb: &Sandbox, ns: &str, to: SocketAddr, request: &[u8], wait: Duration) -> Option<Vec<u8>> {
+fn udp_probe(
+    sb: &Sandbox,
+    ns: &str,
+    to: SocketAddr,
+    request: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
     let socket = warren::netns::run_in(&ns_path(sb, ns), || UdpSocket::bind("0.0.0.0:0"))
         .expect("enter namespace")
         .expect("bind probe socket");
@@ -122,16 +128,28 @@ fn listens(sb: &Sandbox, ns: &str) -> bool {
 fn names_aliases_qualified_names_and_ptr() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.61.0.0/24", "front"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.61.0.0/24", "front"],
+    );
     attach(&sb, &agent, "client", "front", &[]);
     let web = attach(&sb, &agent, "web", "front", &["www", "Site.Example"]);
 
     // busybox nslookup, as a container image would have it.
     let out = sb.sh("ip netns exec client busybox nslookup web 127.0.0.11");
     assert!(out.contains(&format!("Address: {web}")), "{out}");
-    assert_eq!(dig_addrs(&sb, "client", "www"), [web.clone()]);
-    assert_eq!(dig_addrs(&sb, "client", "site.example"), [web.clone()], "aliases ignore case");
-    assert_eq!(dig_addrs(&sb, "client", "WEB.front"), [web.clone()], "name.network");
+    assert_eq!(dig_addrs(&sb, "client", "www"), [web.as_str()]);
+    assert_eq!(
+        dig_addrs(&sb, "client", "site.example"),
+        [web.as_str()],
+        "aliases ignore case"
+    );
+    assert_eq!(
+        dig_addrs(&sb, "client", "WEB.front"),
+        [web.as_str()],
+        "name.network"
+    );
     // The endpoint's short id resolves too.
     let inspect = warren(&sb, &agent, &["network", "inspect", "front"]);
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
@@ -139,9 +157,12 @@ fn names_aliases_qualified_names_and_ptr() {
         .as_str()
         .expect("EndpointID")
         .to_string();
-    assert_eq!(dig_addrs(&sb, "client", &ep_id[..12]), [web.clone()]);
+    assert_eq!(dig_addrs(&sb, "client", &ep_id[..12]), [web.as_str()]);
     // PTR of an endpoint address: name.network.
-    assert_eq!(dig_addrs(&sb, "client", &format!("-x {web}")), ["web.front."]);
+    assert_eq!(
+        dig_addrs(&sb, "client", &format!("-x {web}")),
+        ["web.front."]
+    );
     // Unknown single-label name: NXDOMAIN, answered here (never forwarded).
     assert_eq!(status(&sb, "client", "nosuch"), "NXDOMAIN");
     assert_eq!(status(&sb, "client", "nosuch.front"), "NXDOMAIN");
@@ -154,7 +175,11 @@ fn names_aliases_qualified_names_and_ptr() {
 fn alias_on_three_replicas_round_robins() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.62.0.0/24", "app"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.62.0.0/24", "app"],
+    );
     attach(&sb, &agent, "client", "app", &[]);
     let replicas: BTreeSet<String> = (1..=3)
         .map(|i| attach(&sb, &agent, &format!("api{i}"), "app", &["api"]))
@@ -162,7 +187,11 @@ fn alias_on_three_replicas_round_robins() {
     let mut orders = BTreeSet::new();
     for _ in 0..20 {
         let got = dig_addrs(&sb, "client", "api");
-        assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), replicas, "{got:?}");
+        assert_eq!(
+            got.iter().cloned().collect::<BTreeSet<_>>(),
+            replicas,
+            "{got:?}"
+        );
         assert_eq!(got.len(), 3);
         orders.insert(got);
     }
@@ -173,22 +202,40 @@ fn alias_on_three_replicas_round_robins() {
 fn scope_is_the_networks_a_namespace_is_on() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.63.0.0/24", "front"]);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.64.0.0/24", "back"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.63.0.0/24", "front"],
+    );
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.64.0.0/24", "back"],
+    );
     let web = attach(&sb, &agent, "web", "front", &[]);
     let db = attach(&sb, &agent, "db", "back", &[]);
     attach(&sb, &agent, "app", "front", &[]);
     attach(&sb, &agent, "app", "back", &[]);
-    assert_eq!(status(&sb, "web", "db"), "NXDOMAIN", "db is on another network");
+    assert_eq!(
+        status(&sb, "web", "db"),
+        "NXDOMAIN",
+        "db is on another network"
+    );
     assert_eq!(status(&sb, "db", "web"), "NXDOMAIN");
-    assert_eq!(dig_addrs(&sb, "app", "db"), [db.clone()]);
-    assert_eq!(dig_addrs(&sb, "app", "web"), [web.clone()]);
+    assert_eq!(dig_addrs(&sb, "app", "db"), [db.as_str()]);
+    assert_eq!(dig_addrs(&sb, "app", "web"), [web.as_str()]);
     // PTR is scoped too: web cannot learn db's name from its address.
     assert_eq!(status(&sb, "db", &format!("-x {web}")), "NXDOMAIN");
     // Not reachable from outside the namespace: nothing listens on the client's own address,
     // and the sandbox host has no 127.0.0.11 listener.
     let q = query("db.", RecordType::A);
-    let from_web = udp_probe(&sb, "web", SocketAddr::new(db.parse().unwrap(), 53), &q, Duration::from_millis(500));
+    let from_web = udp_probe(
+        &sb,
+        "web",
+        SocketAddr::new(db.parse().unwrap(), 53),
+        &q,
+        Duration::from_millis(500),
+    );
     assert!(from_web.is_none(), "an outside client got an answer");
     let host = sb.run("dig", &["@127.0.0.11", "+time=1", "+tries=1", "db"]);
     assert!(!host.status.success(), "the host namespace got an answer");
@@ -198,14 +245,21 @@ fn scope_is_the_networks_a_namespace_is_on() {
 fn tcp_and_truncation_for_large_answers() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.65.0.0/24", "many"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.65.0.0/24", "many"],
+    );
     attach(&sb, &agent, "client", "many", &[]);
     // 36 A records (16 bytes each with a compressed name) do not fit 512 bytes.
     for i in 0..36 {
         attach(&sb, &agent, &format!("r{i}"), "many", &["crowd"]);
     }
     let udp = dig(&sb, "client", "+noedns +ignore crowd");
-    assert!(udp.contains(" tc"), "expected TC over UDP without EDNS: {udp}");
+    assert!(
+        udp.contains(" tc"),
+        "expected TC over UDP without EDNS: {udp}"
+    );
     assert!(udp.contains("ANSWER: 0"), "{udp}");
     let tcp = dig(&sb, "client", "+tcp +short crowd");
     assert_eq!(tcp.lines().count(), 36, "{tcp}");
@@ -233,17 +287,26 @@ impl Drop for Upstream {
 const UPSTREAM_IP: &str = "198.18.0.2";
 
 fn start_upstream(sb: &Sandbox) -> Upstream {
-    sb.sh(
-        "ip netns add outside && ip -n outside link set lo up && \
+    sb.sh("ip netns add outside && ip -n outside link set lo up && \
          ip link add wout type veth peer name eth0 netns outside && \
          ip addr add 198.18.0.1/30 dev wout && ip link set wout up && \
-         ip -n outside addr add 198.18.0.2/30 dev eth0 && ip -n outside link set eth0 up",
-    );
+         ip -n outside addr add 198.18.0.2/30 dev eth0 && ip -n outside link set eth0 up");
     let log = sb.dir.path().join("dnsmasq.log");
     let child = sb
         .cmd("ip")
-        .args(["netns", "exec", "outside", "dnsmasq", "--keep-in-foreground"])
-        .args(["--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces"])
+        .args([
+            "netns",
+            "exec",
+            "outside",
+            "dnsmasq",
+            "--keep-in-foreground",
+        ])
+        .args([
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+        ])
         .args(["--listen-address", UPSTREAM_IP, "--port=53", "--user=root"])
         .args(["--address=/ext.example.test/203.0.113.7", "--log-queries"])
         .arg(format!("--log-facility={}", log.display()))
@@ -252,10 +315,20 @@ fn start_upstream(sb: &Sandbox) -> Upstream {
         .stderr(Stdio::null())
         .spawn()
         .expect("start dnsmasq (apt-get install dnsmasq-base)");
+    let up = Upstream { child, log };
     for _ in 0..100 {
-        let out = sb.run("dig", &[&format!("@{UPSTREAM_IP}"), "+time=1", "+tries=1", "+short", "ext.example.test"]);
+        let out = sb.run(
+            "dig",
+            &[
+                &format!("@{UPSTREAM_IP}"),
+                "+time=1",
+                "+tries=1",
+                "+short",
+                "ext.example.test",
+            ],
+        );
         if String::from_utf8_lossy(&out.stdout).contains("203.0.113.7") {
-            return Upstream { child, log };
+            return up;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -274,18 +347,42 @@ fn forwards_to_upstream_except_from_internal_networks() {
     let sb = Sandbox::new();
     let mut up = start_upstream(&sb);
     let agent = sb.start_agent(&["--dns", UPSTREAM_IP]);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.66.0.0/24", "front"]);
-    warren(&sb, &agent, &["network", "create", "--internal", "--subnet", "10.67.0.0/24", "sealed"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.66.0.0/24", "front"],
+    );
+    warren(
+        &sb,
+        &agent,
+        &[
+            "network",
+            "create",
+            "--internal",
+            "--subnet",
+            "10.67.0.0/24",
+            "sealed",
+        ],
+    );
     attach(&sb, &agent, "client", "front", &[]);
     attach(&sb, &agent, "locked", "sealed", &[]);
 
-    assert_eq!(dig_addrs(&sb, "client", "ext.example.test"), ["203.0.113.7"]);
-    assert_eq!(dig_addrs(&sb, "client", "+tcp ext.example.test"), ["203.0.113.7"]);
+    assert_eq!(
+        dig_addrs(&sb, "client", "ext.example.test"),
+        ["203.0.113.7"]
+    );
+    assert_eq!(
+        dig_addrs(&sb, "client", "+tcp ext.example.test"),
+        ["203.0.113.7"]
+    );
     assert!(upstream_saw(&up, "ext.example.test"));
 
     // Internal network only: refused here, never sent upstream.
     assert_eq!(status(&sb, "locked", "other.example.test"), "REFUSED");
-    assert!(!upstream_saw(&up, "other.example.test"), "internal client was forwarded");
+    assert!(
+        !upstream_saw(&up, "other.example.test"),
+        "internal client was forwarded"
+    );
     // Its own names still resolve.
     attach(&sb, &agent, "peer", "sealed", &[]);
     assert_eq!(dig_addrs(&sb, "locked", "peer").len(), 1);
@@ -302,28 +399,59 @@ fn default_bridge_has_no_resolver() {
     let agent = sb.start_agent(NO_UPSTREAM);
     attach(&sb, &agent, "plain", "bridge", &[]);
     assert!(!listens(&sb, "plain"), "a listener on the default bridge");
-    let out = sb.run("ip", &["netns", "exec", "plain", "dig", "@127.0.0.11", "+time=1", "+tries=1", "plain"]);
+    let out = sb.run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            "plain",
+            "dig",
+            "@127.0.0.11",
+            "+time=1",
+            "+tries=1",
+            "plain",
+        ],
+    );
     assert!(!out.status.success(), "got an answer on the default bridge");
     // Joining a user network brings the resolver; its names only.
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.68.0.0/24", "user"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.68.0.0/24", "user"],
+    );
     attach(&sb, &agent, "plain", "user", &[]);
     assert!(listens(&sb, "plain"));
-    assert_eq!(dig_addrs(&sb, "plain", "plain").len(), 1, "only the user network's address");
+    assert_eq!(
+        dig_addrs(&sb, "plain", "plain").len(),
+        1,
+        "only the user network's address"
+    );
 }
 
 #[test]
 fn disconnect_is_seen_by_the_next_query_and_closes_the_listener() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.69.0.0/24", "front"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.69.0.0/24", "front"],
+    );
     attach(&sb, &agent, "client", "front", &[]);
     let b = attach(&sb, &agent, "b", "front", &["bee"]);
     assert_eq!(dig_addrs(&sb, "client", "bee"), [b]);
     assert!(listens(&sb, "b"));
-    warren(&sb, &agent, &["network", "disconnect", "front", "--netns", "b"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "disconnect", "front", "--netns", "b"],
+    );
     assert_eq!(status(&sb, "client", "bee"), "NXDOMAIN");
     assert_eq!(status(&sb, "client", "b"), "NXDOMAIN");
-    assert!(!listens(&sb, "b"), "listener left in a namespace without user networks");
+    assert!(
+        !listens(&sb, "b"),
+        "listener left in a namespace without user networks"
+    );
     // Reconnecting reopens it at once (the port is free again).
     let b = attach(&sb, &agent, "b", "front", &[]);
     assert!(listens(&sb, "b"));
@@ -334,7 +462,11 @@ fn disconnect_is_seen_by_the_next_query_and_closes_the_listener() {
 fn listeners_come_back_after_an_agent_restart() {
     let sb = Sandbox::new();
     let mut agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.70.0.0/24", "front"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.70.0.0/24", "front"],
+    );
     attach(&sb, &agent, "client", "front", &[]);
     let web = attach(&sb, &agent, "web", "front", &[]);
     agent.kill9();
@@ -353,7 +485,11 @@ fn listeners_come_back_after_an_agent_restart() {
 fn garbage_gets_no_answer_and_does_not_hurt() {
     let sb = Sandbox::new();
     let mut agent = sb.start_agent(NO_UPSTREAM);
-    warren(&sb, &agent, &["network", "create", "--subnet", "10.71.0.0/24", "front"]);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.71.0.0/24", "front"],
+    );
     let me = attach(&sb, &agent, "client", "front", &[]);
     let valid = query("client.", RecordType::A);
     let mut packets: Vec<Vec<u8>> = vec![
@@ -392,19 +528,31 @@ fn garbage_gets_no_answer_and_does_not_hurt() {
             // Random bytes may happen to form a query; then it must be a proper answer to it.
             let m = Message::from_vec(&answer).expect("an answer parses");
             assert_eq!(m.message_type, MessageType::Response);
-            assert_ne!(m.response_code, ResponseCode::NoError, "garbage answered NOERROR: {p:?}");
+            assert_ne!(
+                m.response_code,
+                ResponseCode::NoError,
+                "garbage answered NOERROR: {p:?}"
+            );
         } else {
-            assert!(p.len() < 12 || Message::from_vec(p).is_err() || p[2] & 0x80 != 0, "no answer to {p:?}");
+            assert!(
+                p.len() < 12 || Message::from_vec(p).is_err() || p[2] & 0x80 != 0,
+                "no answer to {p:?}"
+            );
         }
     }
     // Garbage over TCP closes that connection only.
     sb.sh("ip netns exec client sh -c 'head -c 300 /dev/urandom | busybox nc -w 1 127.0.0.11 53 >/dev/null || true'");
     // Still alive and answering.
-    let answer = udp_probe(&sb, "client", resolver(), &valid, Duration::from_secs(2)).expect("answer");
+    let answer =
+        udp_probe(&sb, "client", resolver(), &valid, Duration::from_secs(2)).expect("answer");
     let m = Message::from_vec(&answer).unwrap();
     assert_eq!(m.answers.len(), 1);
     assert_eq!(m.answers[0].data.to_string(), me);
     assert!(agent.pid() > 0);
     assert_eq!(dig_addrs(&sb, "client", "client"), [me]);
-    assert_eq!(agent.stop().code(), Some(0), "agent exits cleanly after the abuse");
+    assert_eq!(
+        agent.stop().code(),
+        Some(0),
+        "agent exits cleanly after the abuse"
+    );
 }

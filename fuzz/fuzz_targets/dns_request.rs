@@ -34,10 +34,19 @@ fn snapshot() -> &'static Snapshot {
         ];
         for i in 0..40 {
             let ip = format!("10.1.0.{}", i + 10);
-            eps.push(ep("n1", &format!("r{i}"), &format!("r{i}"), &["many"], &[ip.as_str()]));
+            eps.push(ep(
+                "n1",
+                &format!("r{i}"),
+                &format!("r{i}"),
+                &["many"],
+                &[ip.as_str()],
+            ));
         }
         Snapshot::build(
-            &[net("n1", "front", false, "10.1.0.0/24"), net("n2", "back", true, "10.2.0.0/24")],
+            &[
+                net("n1", "front", false, "10.1.0.0/24"),
+                net("n2", "back", true, "10.2.0.0/24"),
+            ],
             &eps,
         )
     })
@@ -54,7 +63,11 @@ fuzz_target!(|data: &[u8]| {
             if transport == Transport::Udp {
                 assert!(answer.len() <= 4096, "UDP answer of {} bytes", answer.len());
             }
-            assert_eq!(answer[..2], data[..2], "answer id differs from the request's");
+            assert_eq!(
+                answer[..2],
+                data[..2],
+                "answer id differs from the request's"
+            );
             assert!(answer[2] & 0x80 != 0, "answer without QR");
         }
     }

@@ -45,7 +45,10 @@ struct ResolvCache {
 impl Upstreams {
     pub fn new(configured: &[IpAddr], resolv_conf: PathBuf) -> Upstreams {
         Upstreams {
-            configured: configured.iter().map(|ip| SocketAddr::new(*ip, 53)).collect(),
+            configured: configured
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, 53))
+                .collect(),
             resolv_conf,
             cache: Mutex::new(ResolvCache::default()),
         }
@@ -182,7 +185,13 @@ mod tests {
         let text = "# generated\nsearch example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n\
                     nameserver ::1\nnameserver fe80::1%eth0\n  nameserver 2001:db8::53\noptions edns0\n";
         let got = parse_resolv_conf(text);
-        assert_eq!(got, ["10.0.0.2".parse::<IpAddr>().unwrap(), "2001:db8::53".parse().unwrap()]);
+        assert_eq!(
+            got,
+            [
+                "10.0.0.2".parse::<IpAddr>().unwrap(),
+                "2001:db8::53".parse().unwrap()
+            ]
+        );
     }
 
     #[test]

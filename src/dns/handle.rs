@@ -84,22 +84,26 @@ pub fn handle(
         _ => forward_answers(snapshot, scope, query),
     };
     let records = match answers {
-        Local::Addresses(addrs) => {
+        Outcome::Addresses(addrs) => {
             if let Some(answer) = encode_addresses(raw, &request, &addrs, forward, limit) {
                 return Some(Reply::Answer(answer));
             }
             address_records(query, addrs)
         }
-        Local::Answers(records) => records,
-        Local::NoSuchName => {
+        Outcome::Answers(records) => records,
+        Outcome::NoSuchName => {
             let mut response = response_to(&request, forward);
             response.metadata.authoritative = true;
-            return Some(Reply::Answer(error(response, ResponseCode::NXDomain, limit)));
+            return Some(Reply::Answer(error(
+                response,
+                ResponseCode::NXDomain,
+                limit,
+            )));
         }
-        Local::NotLocal if forward => return Some(Reply::Forward(Forward { request, limit })),
+        Outcome::NotLocal if forward => return Some(Reply::Forward(Forward { request, limit })),
         // Not ours and the client may not go outside (internal networks): a server that does
         // not recurse for a client refuses, as BIND does outside `allow-recursion`.
-        Local::NotLocal => return reply(ResponseCode::Refused),
+        Outcome::NotLocal => return reply(ResponseCode::Refused),
     };
     let mut response = response_to(&request, forward);
     response.metadata.authoritative = true;
@@ -107,7 +111,7 @@ pub fn handle(
     Some(Reply::Answer(encode(&response, limit)))
 }
 
-enum Local {
+enum Outcome {
     /// A/AAAA/ANY data of a name served here, already in answer order.
     Addresses(Vec<IpAddr>),
     Answers(Vec<Record>),
@@ -115,9 +119,9 @@ enum Local {
     NotLocal,
 }
 
-fn forward_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> Local {
+fn forward_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> Outcome {
     let Some(key) = name_key(query.name.iter()) else {
-        return Local::NotLocal;
+        return Outcome::NotLocal;
     };
     match snapshot.lookup(scope, &key) {
         Lookup::Found(mut addrs) => {
@@ -131,10 +135,10 @@ fn forward_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> L
             addrs.retain(want);
             // Round-robin: every answer lists the replicas in a fresh order.
             fastrand::shuffle(&mut addrs);
-            Local::Addresses(addrs)
+            Outcome::Addresses(addrs)
         }
-        Lookup::NoSuchName => Local::NoSuchName,
-        Lookup::NotLocal => Local::NotLocal,
+        Lookup::NoSuchName => Outcome::NoSuchName,
+        Lookup::NotLocal => Outcome::NotLocal,
     }
 }
 
@@ -180,7 +184,10 @@ fn encode_addresses(
     }
     let question = raw.get(HEADER..end + 4)?;
     let edns = request.edns.is_some();
-    let records: usize = addrs.iter().map(|a| if a.is_ipv4() { 16 } else { 28 }).sum();
+    let records: usize = addrs
+        .iter()
+        .map(|a| if a.is_ipv4() { 16 } else { 28 })
+        .sum();
     let size = HEADER + question.len() + records + if edns { OPT_RR } else { 0 };
     if size > limit {
         return None;
@@ -190,7 +197,10 @@ fn encode_addresses(
     out.extend_from_slice(&request.id.to_be_bytes());
     // QR, opcode QUERY, AA, RD echoed | RA, CD echoed, NOERROR.
     out.push(0x80 | 0x04 | u8::from(request.recursion_desired));
-    out.push(if recursion_available { 0x80 } else { 0 } | if request.checking_disabled { 0x10 } else { 0 });
+    out.push(
+        if recursion_available { 0x80 } else { 0 }
+            | if request.checking_disabled { 0x10 } else { 0 },
+    );
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(&0u16.to_be_bytes());
@@ -225,21 +235,25 @@ fn encode_addresses(
     Some(out)
 }
 
-fn reverse_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> Local {
+fn reverse_answers(snapshot: &Snapshot, scope: &ClientScope, query: &Query) -> Outcome {
     let Some(ip) = arpa_address(&query.name) else {
         return forward_answers(snapshot, scope, query);
     };
     let (names, ours) = snapshot.reverse(scope, ip);
     if names.is_empty() {
         // Addresses of the client's own subnets are answered here, never asked upstream.
-        return if ours { Local::NoSuchName } else { Local::NotLocal };
+        return if ours {
+            Outcome::NoSuchName
+        } else {
+            Outcome::NotLocal
+        };
     }
     let records = names
         .into_iter()
         .filter_map(|n| Name::from_ascii(n).ok())
         .map(|n| Record::from_rdata(query.name.clone(), TTL, RData::PTR(PTR(n))))
         .collect();
-    Local::Answers(records)
+    Outcome::Answers(records)
 }
 
 /// The address of a full-length `in-addr.arpa.`/`ip6.arpa.` name.
@@ -372,17 +386,32 @@ mod tests {
     #[test]
     fn a_aaaa_and_case_preserving_question() {
         let s = sample();
-        let m = answer(&s, "ns-web", &query("WEB.", RecordType::A, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query("WEB.", RecordType::A, None),
+            Transport::Udp,
+        );
         assert_eq!(m.id, 0x1234);
         assert_eq!(m.response_code, ResponseCode::NoError);
         assert!(m.authoritative && m.recursion_desired && m.recursion_available);
         assert_eq!(addrs(&m), ["10.1.0.2"]);
         assert_eq!(m.answers[0].name.to_ascii(), "WEB.");
         assert_eq!(m.queries[0].name.to_ascii(), "WEB.");
-        let m = answer(&s, "ns-web", &query("web.front.", RecordType::AAAA, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query("web.front.", RecordType::AAAA, None),
+            Transport::Udp,
+        );
         assert_eq!(addrs(&m), ["fd00::2"]);
         // Name exists, no MX: NOERROR and empty.
-        let m = answer(&s, "ns-web", &query("web.", RecordType::MX, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query("web.", RecordType::MX, None),
+            Transport::Udp,
+        );
         assert_eq!(m.response_code, ResponseCode::NoError);
         assert!(m.answers.is_empty());
     }
@@ -398,8 +427,9 @@ mod tests {
         ] {
             let req = query(name, rtype, edns);
             let request = Message::from_vec(&req).unwrap();
-            let addrs = match forward_answers(&s, s.client("ns-web").unwrap(), &request.queries[0]) {
-                Local::Addresses(mut a) => {
+            let addrs = match forward_answers(&s, s.client("ns-web").unwrap(), &request.queries[0])
+            {
+                Outcome::Addresses(mut a) => {
                     a.sort();
                     a
                 }
@@ -410,7 +440,11 @@ mod tests {
             general.metadata.authoritative = true;
             general.answers = address_records(&request.queries[0], addrs);
             let general = encode(&general, 4096);
-            assert_eq!(Message::from_vec(&fast).unwrap(), Message::from_vec(&general).unwrap(), "{name}");
+            assert_eq!(
+                Message::from_vec(&fast).unwrap(),
+                Message::from_vec(&general).unwrap(),
+                "{name}"
+            );
         }
     }
 
@@ -432,33 +466,73 @@ mod tests {
     #[test]
     fn nxdomain_refused_and_forward() {
         let s = sample();
-        let m = answer(&s, "ns-web", &query("db.", RecordType::A, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query("db.", RecordType::A, None),
+            Transport::Udp,
+        );
         assert_eq!(m.response_code, ResponseCode::NXDomain);
         assert!(matches!(
-            handle(&s, s.client("ns-web"), &query("example.com.", RecordType::A, None), Transport::Udp),
+            handle(
+                &s,
+                s.client("ns-web"),
+                &query("example.com.", RecordType::A, None),
+                Transport::Udp
+            ),
             Some(Reply::Forward(_))
         ));
         // Internal-only client: never forwarded, refused; RA clear.
-        let m = answer(&s, "ns-db", &query("example.com.", RecordType::A, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-db",
+            &query("example.com.", RecordType::A, None),
+            Transport::Udp,
+        );
         assert_eq!(m.response_code, ResponseCode::Refused);
         assert!(!m.recursion_available);
         // A namespace without scope (only the default bridge) is refused.
-        let m = answer(&s, "ns-lone", &query("lone.", RecordType::A, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-lone",
+            &query("lone.", RecordType::A, None),
+            Transport::Udp,
+        );
         assert_eq!(m.response_code, ResponseCode::Refused);
     }
 
     #[test]
     fn ptr_for_endpoint_addresses() {
         let s = sample();
-        let m = answer(&s, "ns-web", &query("3.0.1.10.in-addr.arpa.", RecordType::PTR, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query("3.0.1.10.in-addr.arpa.", RecordType::PTR, None),
+            Transport::Udp,
+        );
         assert_eq!(addrs(&m), ["api1.front."]);
-        let m = answer(&s, "ns-web", &query("99.0.1.10.in-addr.arpa.", RecordType::PTR, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query("99.0.1.10.in-addr.arpa.", RecordType::PTR, None),
+            Transport::Udp,
+        );
         assert_eq!(m.response_code, ResponseCode::NXDomain);
         let v6 = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
-        let m = answer(&s, "ns-web", &query(v6, RecordType::PTR, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns-web",
+            &query(v6, RecordType::PTR, None),
+            Transport::Udp,
+        );
         assert_eq!(addrs(&m), ["web.front."]);
         assert!(matches!(
-            handle(&s, s.client("ns-web"), &query("8.8.8.8.in-addr.arpa.", RecordType::PTR, None), Transport::Udp),
+            handle(
+                &s,
+                s.client("ns-web"),
+                &query("8.8.8.8.in-addr.arpa.", RecordType::PTR, None),
+                Transport::Udp
+            ),
             Some(Reply::Forward(_))
         ));
     }
@@ -477,18 +551,38 @@ mod tests {
     #[test]
     fn truncation_and_edns_payload() {
         let s = big();
-        let m = answer(&s, "ns0", &query("many.", RecordType::A, None), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns0",
+            &query("many.", RecordType::A, None),
+            Transport::Udp,
+        );
         assert!(m.truncation && m.answers.is_empty());
-        let m = answer(&s, "ns0", &query("many.", RecordType::A, None), Transport::Tcp);
+        let m = answer(
+            &s,
+            "ns0",
+            &query("many.", RecordType::A, None),
+            Transport::Tcp,
+        );
         assert!(!m.truncation);
         assert_eq!(m.answers.len(), 60);
         // 60 A records (~16 bytes each, names compressed) fit a 4096-byte EDNS0 payload.
-        let m = answer(&s, "ns0", &query("many.", RecordType::A, Some(4096)), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns0",
+            &query("many.", RecordType::A, Some(4096)),
+            Transport::Udp,
+        );
         assert!(!m.truncation);
         assert_eq!(m.answers.len(), 60);
         assert_eq!(m.edns.as_ref().unwrap().max_payload(), MAX_UDP_PAYLOAD);
         // An advertised payload below 512 counts as 512.
-        let m = answer(&s, "ns0", &query("many.", RecordType::A, Some(100)), Transport::Udp);
+        let m = answer(
+            &s,
+            "ns0",
+            &query("many.", RecordType::A, Some(100)),
+            Transport::Udp,
+        );
         assert!(m.truncation);
     }
 
@@ -511,7 +605,9 @@ mod tests {
         let m = answer(&s, "ns-web", &notify, Transport::Udp);
         assert_eq!(m.response_code, ResponseCode::Refused);
         // No question: FORMERR.
-        let empty = Message::new(7, MessageType::Query, OpCode::Query).to_vec().unwrap();
+        let empty = Message::new(7, MessageType::Query, OpCode::Query)
+            .to_vec()
+            .unwrap();
         let m = answer(&s, "ns-web", &empty, Transport::Udp);
         assert_eq!(m.response_code, ResponseCode::FormErr);
     }
@@ -520,7 +616,10 @@ mod tests {
     fn edns_version_other_than_zero_is_badvers() {
         let s = sample();
         let mut m = Message::new(9, MessageType::Query, OpCode::Query);
-        m.add_query(Query::query(Name::from_ascii("web.").unwrap(), RecordType::A));
+        m.add_query(Query::query(
+            Name::from_ascii("web.").unwrap(),
+            RecordType::A,
+        ));
         let mut e = Edns::new();
         e.set_version(1);
         m.set_edns(e);
@@ -537,7 +636,10 @@ mod tests {
             panic!("expected forward");
         };
         let mut up = Message::response(0x1234, OpCode::Query);
-        up.add_query(Query::query(Name::from_ascii("EXAMPLE.com.").unwrap(), RecordType::A));
+        up.add_query(Query::query(
+            Name::from_ascii("EXAMPLE.com.").unwrap(),
+            RecordType::A,
+        ));
         for i in 0..40u8 {
             up.add_answer(Record::from_rdata(
                 Name::from_ascii("example.com.").unwrap(),

@@ -133,7 +133,8 @@ impl Dns {
             if listeners.contains_key(id) {
                 continue;
             }
-            match server::Listener::open(path.clone(), id.to_string(), Arc::clone(&self.shared)).await
+            match server::Listener::open(path.clone(), id.to_string(), Arc::clone(&self.shared))
+                .await
             {
                 Ok(listener) => {
                     tracing::debug!(netns = %path.display(), "dns listener opened");

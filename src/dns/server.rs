@@ -20,7 +20,8 @@ use super::handle::{handle, Reply, Transport};
 use super::{DnsError, Shared};
 
 /// Where the resolver listens inside every namespace, as Docker's embedded DNS does.
-pub const LISTEN_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)), 53);
+pub const LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11)), 53);
 /// Largest UDP request we read; real queries are far smaller, longer ones fail to parse.
 const UDP_REQUEST_BUFFER: usize = 4096;
 /// TCP connections served at once per namespace; more are closed at once.
@@ -62,7 +63,11 @@ impl Listener {
         let tcp = TcpListener::from_std(tcp).map_err(bind)?;
         let client: Arc<str> = netns_id.into();
         let tasks = vec![
-            tokio::spawn(serve_udp(Arc::new(udp), Arc::clone(&client), Arc::clone(&shared))),
+            tokio::spawn(serve_udp(
+                Arc::new(udp),
+                Arc::clone(&client),
+                Arc::clone(&shared),
+            )),
             tokio::spawn(serve_tcp(tcp, client, shared)),
         ];
         Ok(Listener { tasks })
@@ -101,7 +106,12 @@ async fn serve_udp(socket: Arc<UdpSocket>, client: Arc<str>, shared: Arc<Shared>
             }
         };
         let snapshot = shared.snapshot.load();
-        match handle(&snapshot, snapshot.client(&client), &buf[..n], Transport::Udp) {
+        match handle(
+            &snapshot,
+            snapshot.client(&client),
+            &buf[..n],
+            Transport::Udp,
+        ) {
             None => {}
             // UDP may lose an answer; waiting for buffer space would stall every client.
             Some(Reply::Answer(answer)) => {

@@ -107,9 +107,14 @@ impl Snapshot {
                 names: HashMap::new(),
             });
         }
-        snapshot.all_subnets = networks.iter().flat_map(|n| n.subnets.iter().copied()).collect();
-        let internal: HashMap<&str, bool> =
-            networks.iter().map(|n| (n.id.as_str(), n.internal)).collect();
+        snapshot.all_subnets = networks
+            .iter()
+            .flat_map(|n| n.subnets.iter().copied())
+            .collect();
+        let internal: HashMap<&str, bool> = networks
+            .iter()
+            .map(|n| (n.id.as_str(), n.internal))
+            .collect();
         // A namespace may forward if any of its attachments (default bridge included) can reach
         // the outside: it could then ask an outside resolver directly anyway.
         let mut scopes: BTreeMap<&str, ClientScope> = BTreeMap::new();
@@ -142,7 +147,11 @@ impl Snapshot {
             if let Some(ptr_name) = ptr_name {
                 let fqdn = format!("{}.{}.", ptr_name.to_ascii_lowercase(), net.name);
                 for a in &ep.addresses {
-                    snapshot.reverse.entry(*a).or_default().push((idx, fqdn.clone()));
+                    snapshot
+                        .reverse
+                        .entry(*a)
+                        .or_default()
+                        .push((idx, fqdn.clone()));
                 }
             }
         }
@@ -242,7 +251,13 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn ep(net: &str, ns: &str, name: &str, aliases: &[&str], ips: &[&str]) -> EndpointEntry {
+    pub(crate) fn ep(
+        net: &str,
+        ns: &str,
+        name: &str,
+        aliases: &[&str],
+        ips: &[&str],
+    ) -> EndpointEntry {
         EndpointEntry {
             network_id: net.into(),
             netns_id: ns.into(),
@@ -292,8 +307,14 @@ pub(crate) mod tests {
         let web = s.client("ns-web").unwrap();
         assert_eq!(ips(s.lookup(web, "web")), ["10.1.0.2", "fd00::2"]);
         assert_eq!(ips(s.lookup(web, "www")), ["10.1.0.2", "fd00::2"]);
-        assert_eq!(ips(s.lookup(web, "api")), ["10.1.0.3", "10.1.0.4", "10.1.0.5"]);
-        assert_eq!(ips(s.lookup(web, "api.front")), ["10.1.0.3", "10.1.0.4", "10.1.0.5"]);
+        assert_eq!(
+            ips(s.lookup(web, "api")),
+            ["10.1.0.3", "10.1.0.4", "10.1.0.5"]
+        );
+        assert_eq!(
+            ips(s.lookup(web, "api.front")),
+            ["10.1.0.3", "10.1.0.4", "10.1.0.5"]
+        );
     }
 
     #[test]
@@ -314,13 +335,22 @@ pub(crate) mod tests {
     #[test]
     fn default_bridge_and_forwarding_policy() {
         let s = sample();
-        assert!(s.client("ns-lone").is_none(), "default bridge has no resolver");
+        assert!(
+            s.client("ns-lone").is_none(),
+            "default bridge has no resolver"
+        );
         assert!(s.client("ns-web").unwrap().forward);
-        assert!(!s.client("ns-db").unwrap().forward, "internal only never forwards");
+        assert!(
+            !s.client("ns-db").unwrap().forward,
+            "internal only never forwards"
+        );
         assert!(s.client("ns-api1").unwrap().forward, "mixed: has a way out");
         let mut clients: Vec<&str> = s.clients().collect();
         clients.sort();
-        assert_eq!(clients, ["ns-api1", "ns-api2", "ns-api3", "ns-db", "ns-web"]);
+        assert_eq!(
+            clients,
+            ["ns-api1", "ns-api2", "ns-api3", "ns-db", "ns-web"]
+        );
     }
 
     #[test]
@@ -331,7 +361,10 @@ pub(crate) mod tests {
         assert_eq!(names, ["web.front."]);
         assert!(ours);
         let (names, ours) = s.reverse(web, "10.2.0.2".parse().unwrap());
-        assert!(names.is_empty() && ours, "another network's address: denied, not forwarded");
+        assert!(
+            names.is_empty() && ours,
+            "another network's address: denied, not forwarded"
+        );
         let (names, ours) = s.reverse(web, "192.0.2.1".parse().unwrap());
         assert!(names.is_empty() && !ours);
         let (names, ours) = s.reverse(web, "10.1.0.99".parse().unwrap());
