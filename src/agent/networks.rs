@@ -711,18 +711,21 @@ impl Agent {
         ))
     }
 
-    /// User-network pools: daemon.json `default-address-pools` or Docker's defaults.
-    pub(super) fn user_pools(&self) -> Vec<ipam::AddressPool> {
-        let configured: Vec<ipam::AddressPool> = self
-            .config
+    /// daemon.json `default-address-pools`, as IPAM pools.
+    pub(super) fn configured_pools(&self) -> Vec<ipam::AddressPool> {
+        self.config
             .default_address_pools
             .iter()
             .map(|p| ipam::AddressPool {
                 base: p.base,
                 size: p.size,
             })
-            .collect();
-        ipam::user_network_pools(&configured)
+            .collect()
+    }
+
+    /// User-network pools: the configured ones or Docker's defaults.
+    pub(super) fn user_pools(&self) -> Vec<ipam::AddressPool> {
+        ipam::user_network_pools(&self.configured_pools())
     }
 }
 

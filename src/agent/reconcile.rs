@@ -108,16 +108,7 @@ impl Agent {
             ipv4: vec![ipam::default_bridge_request(bip, fixed_cidr)?],
             ipv6: Vec::new(),
         };
-        let configured: Vec<ipam::AddressPool> = self
-            .config
-            .default_address_pools
-            .iter()
-            .map(|p| ipam::AddressPool {
-                base: p.base,
-                size: p.size,
-            })
-            .collect();
-        let pools = ipam::default_bridge_pools(&configured);
+        let pools = ipam::default_bridge_pools(&self.configured_pools());
         let host_routes = super::networks::host_routes().await?;
         let id = random_id();
         let mtu = self.config.mtu.unwrap_or(1500);
