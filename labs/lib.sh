@@ -66,6 +66,8 @@ _on_exit() {
     exit "$rc"
 }
 trap _on_exit EXIT
+# A command that fails outside any check still stops the lab (set -e); say which one.
+trap 'printf "FAIL: lab %s: unexpected error at line %s: %s\n" "$LAB" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 # ---- what the host looks like, to prove the lab left nothing --------------------------------
 host_snapshot() {
@@ -128,7 +130,7 @@ ns_add() {
 
 # ns_ip NS [IF]: the IPv4 address (without prefix) of IF (default eth0) in NS, or nothing.
 ns_ip() {
-    ip -n "$1" -4 -o addr show dev "${2:-eth0}" 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4; exit}'
+    { ip -n "$1" -4 -o addr show dev "${2:-eth0}" 2>/dev/null || true; } | awk '{sub(/\/.*/, "", $4); print $4; exit}'
 }
 
 # net_create NAME ARGS...: `warren network create`; removed at exit.
