@@ -245,7 +245,13 @@ fn namespaces_on_one_network_talk_and_other_networks_are_isolated() {
     for i in 0..50 {
         let ns = format!("n{i}");
         sb.netns_add(&ns);
-        connect(&sb, &agent, if i % 2 == 0 { "lab" } else { "other" }, &ns, &[]);
+        connect(
+            &sb,
+            &agent,
+            if i % 2 == 0 { "lab" } else { "other" },
+            &ns,
+            &[],
+        );
     }
     assert_eq!(
         rule_count(&sb),
@@ -302,7 +308,10 @@ fn list_filters_are_applied_by_the_server() {
         (r#"{"label":{"tier=web":true}}"#, &["front"]),
         (r#"{"label":{"tier":true,"team=a":true}}"#, &["front"]),
         (r#"{"label":{"team=c":true}}"#, &[]),
-        (r#"{"type":{"custom":true}}"#, &["backend", "front", "frontier"]),
+        (
+            r#"{"type":{"custom":true}}"#,
+            &["backend", "front", "frontier"],
+        ),
         (r#"{"type":{"builtin":true}}"#, &["bridge"]),
         (r#"{"dangling":{"true":true}}"#, &["front", "frontier"]),
         (r#"{"dangling":{"false":true}}"#, &["backend", "bridge"]),
@@ -312,10 +321,19 @@ fn list_filters_are_applied_by_the_server() {
         (r#"{"name":["front"]}"#, &["front", "frontier"]),
         (r#"{"label":["team"]}"#, &["front", "frontier"]),
         (r#"{"label":["team=b"]}"#, &["frontier"]),
-        (r#"{"type":["custom"],"label":["team"]}"#, &["front", "frontier"]),
-        (r#"{"driver":["bridge"],"dangling":["1"]}"#, &["front", "frontier"]),
+        (
+            r#"{"type":["custom"],"label":["team"]}"#,
+            &["front", "frontier"],
+        ),
+        (
+            r#"{"driver":["bridge"],"dangling":["1"]}"#,
+            &["front", "frontier"],
+        ),
         // several values of one key: any matches
-        (r#"{"name":["backend","frontier"]}"#, &["backend", "frontier"]),
+        (
+            r#"{"name":["backend","frontier"]}"#,
+            &["backend", "frontier"],
+        ),
         // empty filters: everything
         ("{}", &all),
     ];
@@ -338,7 +356,14 @@ fn list_filters_are_applied_by_the_server() {
     // The CLIs send the same filters.
     let out = sb.warren_ok(
         &agent,
-        &["network", "ls", "--filter", "label=team", "--format", "json"],
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "label=team",
+            "--format",
+            "json",
+        ],
     );
     let names: Vec<String> = serde_json::from_str::<Vec<Value>>(&out)
         .unwrap()
