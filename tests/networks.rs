@@ -411,3 +411,272 @@ fn list_filters_are_applied_by_the_server() {
     let out = sb.warren(&agent, &["network", "ls", "--filter", "colour=red"]);
     assert_eq!(out.status.code(), Some(5), "{:?}", text(&out));
 }
+
+/// Kills a process this test started, even when an assertion fails first.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// busybox httpd in `ns` on port 80 serving one page that names the namespace.
+fn httpd(sb: &Sandbox, ns: &str) -> Reap {
+    let dir = sb.dir.path().join(format!("www-{ns}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), format!("hello from {ns}\n")).unwrap();
+    let child = sb
+        .cmd("ip")
+        .args([
+            "netns", "exec", ns, "busybox", "httpd", "-f", "-p", "80", "-h",
+        ])
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start busybox httpd");
+    Reap(child)
+}
+
+/// GET `url` from the sandbox host (or from a namespace); the body, or None on failure.
+fn fetch(sb: &Sandbox, ns: Option<&str>, url: &str) -> Option<String> {
+    let mut args = vec![];
+    if let Some(ns) = ns {
+        args.extend(["ip", "netns", "exec", ns]);
+    }
+    args.extend(["curl", "-sS", "--fail", "-m", "3", url]);
+    let out = sb.run(args[0], &args[1..]);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn wait_fetch(sb: &Sandbox, ns: Option<&str>, url: &str) -> String {
+    for _ in 0..100 {
+        if let Some(body) = fetch(sb, ns, url) {
+            return body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{url} does not answer from {ns:?}");
+}
+
+/// A TCP stream of the numbers 1..=count, one every 50 ms, from `client_ns` to `addr port`,
+/// received by a busybox nc in `server_ns` listening on `listen_port`, written to a file.
+struct Stream {
+    server: Reap,
+    /// Held open: busybox nc closes the connection when its stdin ends.
+    _server_stdin: std::process::ChildStdin,
+    client: Reap,
+    out: std::path::PathBuf,
+    count: u32,
+}
+
+impl Stream {
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        sb: &Sandbox,
+        server_ns: &str,
+        listen_port: u16,
+        client_ns: &str,
+        addr: &str,
+        port: u16,
+        count: u32,
+    ) -> Stream {
+        let out = sb
+            .dir
+            .path()
+            .join(format!("stream-{server_ns}-{listen_port}"));
+        let file = std::fs::File::create(&out).unwrap();
+        let server = sb
+            .cmd("ip")
+            .args(["netns", "exec", server_ns, "busybox", "nc", "-l", "-p"])
+            .arg(listen_port.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(file)
+            .spawn()
+            .expect("start nc server");
+        let mut server = Reap(server);
+        let server_stdin = server.0.stdin.take().expect("nc server stdin");
+        // Wait until it listens.
+        for _ in 0..100 {
+            let ss = sb.in_ns(server_ns, &["ss", "-Htln"]);
+            if text(&ss).0.contains(&format!(":{listen_port} ")) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let script = format!(
+            "i=0; while [ $i -lt {count} ]; do i=$((i+1)); echo $i; sleep 0.05; done \
+             | busybox nc {addr} {port}"
+        );
+        let client = sb
+            .cmd("ip")
+            .args(["netns", "exec", client_ns, "sh", "-c", &script])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start nc client");
+        Stream {
+            server,
+            _server_stdin: server_stdin,
+            client: Reap(client),
+            out,
+            count,
+        }
+    }
+
+    /// Wait for both ends; every number must have arrived, in order, over the one connection.
+    fn finish(mut self) {
+        let status = self.client.0.wait().expect("wait nc client");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.server.0.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "nc server hangs");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let got = std::fs::read_to_string(&self.out).unwrap();
+        let want: String = (1..=self.count).map(|i| format!("{i}\n")).collect();
+        assert!(status.success(), "the nc client failed: {status}");
+        assert_eq!(got, want, "the TCP stream lost data or broke");
+    }
+}
+
+/// Warren's inet table as its maps and chains, each block intact; the order of the blocks is
+/// the order networks were loaded in and means nothing.
+fn warren_rules(sb: &Sandbox) -> Vec<String> {
+    let mut blocks: Vec<String> = sb
+        .ok("nft", &["-s", "list", "table", "inet", "warren"])
+        .split("\n\n")
+        .map(|b| b.trim_matches(|c| c == '\n' || c == '}').trim().to_string())
+        .collect();
+    blocks.sort();
+    blocks
+}
+
+fn kernel_bridge_addr(sb: &Sandbox, bridge: &str) -> String {
+    let out = sb.run("ip", &["-o", "-4", "addr", "show", "dev", bridge]);
+    text(&out).0
+}
+
+#[test]
+fn restart_restores_networks_endpoints_ports_and_keeps_connections() {
+    let sb = Sandbox::new();
+    let mut agent = sb.start_agent(&[]);
+    sb.sh("nft add table ip other && nft add chain ip other c && nft add rule ip other c counter");
+    let other_table = sb.ok("nft", &["-s", "list", "table", "ip", "other"]);
+    sb.warren_ok(
+        &agent,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.60.0.0/24",
+            "-o",
+            "com.docker.network.bridge.name=br-lab",
+            "lab",
+        ],
+    );
+    sb.warren_ok(
+        &agent,
+        &["network", "create", "--subnet", "10.61.0.0/24", "side"],
+    );
+    for ns in ["a", "b", "c", "gone", "fresh"] {
+        sb.netns_add(ns);
+    }
+    connect(&sb, &agent, "lab", "a", &["-p", "8080:80"]);
+    connect(&sb, &agent, "lab", "b", &["-p", "5000:5000"]);
+    connect(&sb, &agent, "side", "c", &[]);
+    connect(&sb, &agent, "lab", "gone", &["--ip", "10.60.0.200"]);
+    let (a, b) = (
+        ip_of(&sb, &agent, "lab", "a"),
+        ip_of(&sb, &agent, "lab", "b"),
+    );
+    let _www = httpd(&sb, "a");
+    let check = |agent: &Agent, when: &str| {
+        // Links re-created at start may drop the first packets while the kernel activates
+        // them (linkwatch), so reachability gets a few seconds.
+        assert!(
+            sb.ping_within("a", &b, 5),
+            "{when}: a cannot reach b\nlinks:\n{}\nagent log:\n{}",
+            sb.ok("ip", &["-o", "link"]),
+            agent.log_text()
+        );
+        assert!(sb.ping("b", &a), "{when}: b cannot reach a");
+        assert!(!sb.ping("c", &a), "{when}: c reaches a across networks");
+        assert_eq!(
+            wait_fetch(&sb, None, "http://127.0.0.1:8080/"),
+            "hello from a",
+            "{when}: published port from the host"
+        );
+        assert_eq!(
+            wait_fetch(&sb, Some("c"), "http://10.61.0.1:8080/"),
+            "hello from a",
+            "{when}: published port from another network"
+        );
+        let names: Vec<String> = endpoint_ips(&sb, agent, "lab")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert!(
+            names.contains(&"netns:a".to_string()) && names.contains(&"netns:b".to_string()),
+            "{when}: inspect lost endpoints: {names:?}"
+        );
+        assert!(
+            kernel_bridge_addr(&sb, "br-lab").contains("10.60.0.1/24"),
+            "{when}: bridge lost its gateway"
+        );
+    };
+    check(&agent, "before any restart");
+    let rules = warren_rules(&sb);
+
+    // Established connections survive a restart: one through a published port across
+    // networks (DNAT + forward), one inside the network.
+    let published = Stream::start(&sb, "b", 5000, "c", "10.61.0.1", 5000, 80);
+    let direct = Stream::start(&sb, "b", 5001, "a", &b, 5001, 80);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+
+    // SIGTERM; a namespace disappears while the agent is down.
+    assert!(agent.stop().success(), "{}", agent.log_text());
+    sb.ok("ip", &["netns", "del", "gone"]);
+    agent = sb.start_agent(&[]);
+    check(&agent, "after SIGTERM and restart");
+    assert!(
+        !endpoint_ips(&sb, &agent, "lab")
+            .iter()
+            .any(|(n, _)| n == "netns:gone"),
+        "the endpoint of a deleted namespace is still recorded"
+    );
+    // Its address was released.
+    connect(&sb, &agent, "lab", "fresh", &["--ip", "10.60.0.200"]);
+    assert_eq!(
+        sb.ok("nft", &["-s", "list", "table", "ip", "other"]),
+        other_table,
+        "another table was touched"
+    );
+    assert_eq!(warren_rules(&sb), rules, "restart changed Warren's rules");
+    published.finish();
+    direct.finish();
+
+    // Crash, and someone wipes the firewall and the bridge: the next start restores them.
+    agent.kill9();
+    sb.ok("nft", &["flush", "ruleset"]);
+    sb.ok("ip", &["link", "del", "br-lab"]);
+    sb.sh("nft add table ip other && nft add chain ip other c && nft add rule ip other c counter");
+    agent = sb.start_agent(&[]);
+    check(&agent, "after kill -9, nft flush ruleset and ip link del");
+    assert!(sb.ping("fresh", &a), "fresh cannot reach a");
+    let mut want = warren_tables();
+    want.insert("table ip other".into());
+    assert_eq!(tables(&sb), want);
+    assert_eq!(
+        sb.ok("nft", &["-s", "list", "table", "ip", "other"]),
+        other_table
+    );
+    // Every host veth of lab is back on the re-created bridge.
+    let members = sb.ok("ip", &["-o", "link", "show", "master", "br-lab"]);
+    assert_eq!(members.lines().count(), 3, "{members}");
+
+    // And once more with SIGTERM: nothing left to repair, everything still works.
+    agent.restart(&sb);
+    check(&agent, "after a final restart");
+}

@@ -373,6 +373,11 @@ impl Sandbox {
         self.run("ip", &all)
     }
 
+    /// Pings from `ns` to `addr` until one is answered, at most `tries` (1 s each).
+    pub fn ping_within(&self, ns: &str, addr: &str, tries: u32) -> bool {
+        (0..tries).any(|_| self.ping(ns, addr))
+    }
+
     /// One ping from namespace `ns` to `addr` (1 s timeout); true when it got an answer.
     pub fn ping(&self, ns: &str, addr: &str) -> bool {
         self.in_ns(ns, &["ping", "-c", "1", "-W", "1", addr])
