@@ -296,7 +296,8 @@ impl Agent {
                 &ipam_request,
                 &pools,
                 &host_routes,
-            )?;
+            )
+            .map_err(|e| self.name_overlap_owner(e))?;
             let record = record_for(subnets);
             let txn = txn
                 .create_json(network_key(&id)?, &record)?
@@ -309,6 +310,29 @@ impl Agent {
         }
         tracing::info!(network = %record.name, id = %record.short_id(), bridge = %record.settings.interface, "network created");
         Ok(record)
+    }
+
+    /// IPAM knows networks by id; an overlap error names the other network as users know it.
+    fn name_overlap_owner(&self, err: ipam::IpamError) -> ipam::IpamError {
+        match err {
+            ipam::IpamError::SubnetOverlap {
+                subnet,
+                other,
+                owner,
+            } => {
+                let owner = self
+                    .networks()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|n| n.id == owner))
+                    .map_or(owner, |n| n.name);
+                ipam::IpamError::SubnetOverlap {
+                    subnet,
+                    other,
+                    owner,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Driver objects and firewall chains of a recorded network; undone together on failure.

@@ -49,8 +49,17 @@ impl Agent {
                     continue;
                 }
                 if let Some(veth) = &endpoint.host_ifname {
-                    if Netlink::current()?.link_index(veth).await?.is_none() {
-                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing endpoint");
+                    // A veth whose bridge was deleted (and re-created above) survives as a
+                    // stray link on no bridge: it is re-wired like a missing one.
+                    let nl = Netlink::current()?;
+                    let bridge = nl.link_index(&network.settings.interface).await?;
+                    let wired = nl
+                        .link(veth)
+                        .await?
+                        .is_some_and(|link| bridge.is_some() && link.master == bridge);
+                    if !wired {
+                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing or detached endpoint");
+                        let _ = driver.detach(&config, &ep_config).await;
                         if let Err(e) = driver.attach(&config, &ep_config).await {
                             tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
                         }
