@@ -280,7 +280,9 @@ impl Client {
                 concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
             )
             .header("content-type", content_type)
-            .body(BodyExt::boxed_unsync(http_body_util::StreamBody::new(frames)))
+            .body(BodyExt::boxed_unsync(http_body_util::StreamBody::new(
+                frames,
+            )))
             .expect("request parts are valid");
         let response = sender.send_request(request).await.map_err(transport)?;
         let status = response.status();

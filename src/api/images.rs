@@ -339,7 +339,10 @@ async fn list(
             filters.any("dangling", |d| query_bool(Some(d)) == dangling)
                 && filters.labels_match(&image.config.labels)
                 && filters.any("reference", |pattern| {
-                    image.repo_tags.iter().any(|t| reference_matches(pattern, t))
+                    image
+                        .repo_tags
+                        .iter()
+                        .any(|t| reference_matches(pattern, t))
                 })
         })
         .map(summary)

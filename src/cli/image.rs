@@ -139,17 +139,20 @@ pub async fn run(cli: &GlobalOptions, args: &ImageArgs) -> Result<(), Error> {
         }
         ImageCommand::Ls(ls) => list(&client, ls).await,
         ImageCommand::Rm { force, images } => {
-            let mut first_error = None;
+            let mut last_error = None;
             for name in images {
                 let path = format!("/images/{}?force={}", name_path(name), u8::from(*force));
-                let result = client.call(Method::DELETE, &path, None).await.and_then(|b| {
-                    serde_json::from_slice::<Vec<RemoveAction>>(&b).map_err(|source| {
-                        crate::api::client::ClientError::Decode {
-                            path: path.clone(),
-                            source,
-                        }
-                    })
-                });
+                let result = client
+                    .call(Method::DELETE, &path, None)
+                    .await
+                    .and_then(|b| {
+                        serde_json::from_slice::<Vec<RemoveAction>>(&b).map_err(|source| {
+                            crate::api::client::ClientError::Decode {
+                                path: path.clone(),
+                                source,
+                            }
+                        })
+                    });
                 match result {
                     Ok(actions) => {
                         for action in actions {
@@ -159,29 +162,23 @@ pub async fn run(cli: &GlobalOptions, args: &ImageArgs) -> Result<(), Error> {
                             }
                         }
                     }
-                    Err(e) => {
-                        eprintln!("warren: {e}");
-                        first_error.get_or_insert(Error::from(e));
-                    }
+                    Err(e) => report(&mut last_error, Error::from(e)),
                 }
             }
-            first_error.map_or(Ok(()), Err)
+            last_error.map_or(Ok(()), Err)
         }
         ImageCommand::Inspect { images } => {
             let mut found = Vec::new();
-            let mut first_error = None;
+            let mut last_error = None;
             for name in images {
                 let path = format!("/images/{}/json", name_path(name));
                 match client.get::<serde_json::Value>(&path).await {
                     Ok(v) => found.push(v),
-                    Err(e) => {
-                        eprintln!("warren: {e}");
-                        first_error.get_or_insert(Error::from(e));
-                    }
+                    Err(e) => report(&mut last_error, Error::from(e)),
                 }
             }
             print_json(&found);
-            first_error.map_or(Ok(()), Err)
+            last_error.map_or(Ok(()), Err)
         }
         ImageCommand::Tag { source, target } => {
             let path = format!(
@@ -192,6 +189,14 @@ pub async fn run(cli: &GlobalOptions, args: &ImageArgs) -> Result<(), Error> {
             client.call(Method::POST, &path, None).await?;
             Ok(())
         }
+    }
+}
+
+/// Several names, several errors: print the earlier ones now, return the last (main prints it
+/// and picks the exit code from it).
+fn report(last: &mut Option<Error>, err: Error) {
+    if let Some(previous) = last.replace(err) {
+        eprintln!("warren: {previous}");
     }
 }
 
@@ -262,9 +267,7 @@ async fn upload(
             }
         }
     });
-    let result = client
-        .post_stream(path, "application/x-tar", chunks)
-        .await;
+    let result = client.post_stream(path, "application/x-tar", chunks).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
