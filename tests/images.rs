@@ -193,6 +193,36 @@ fn docker_save(tag: &str, layers: &[&[u8]]) -> Vec<u8> {
     finish(b)
 }
 
+/// A `docker save` archive in the legacy form (docker < 25): `<id>/layer.tar`, `<id>.json`,
+/// and a second image whose shared layer is a symlink to the first's.
+fn legacy_docker_save(base: &[u8], top: &[u8]) -> Vec<u8> {
+    let config_a = config_json(&[base], "a");
+    let config_b = config_json(&[base, top], "b");
+    let (ida, idb) = (sha256(&config_a), sha256(&config_b));
+    let mut b = tar::Builder::new(Vec::new());
+    dir(&mut b, "l1/");
+    file(&mut b, "l1/layer.tar", base);
+    dir(&mut b, "l2/");
+    raw_entry(
+        &mut b,
+        tar::EntryType::Symlink,
+        "l2/layer.tar",
+        "../l1/layer.tar",
+        b"",
+    );
+    dir(&mut b, "l3/");
+    file(&mut b, "l3/layer.tar", top);
+    file(&mut b, &format!("{ida}.json"), &config_a);
+    file(&mut b, &format!("{idb}.json"), &config_b);
+    let manifest = serde_json::json!([
+        {"Config": format!("{ida}.json"), "RepoTags": ["old/a:1"], "Layers": ["l1/layer.tar"]},
+        {"Config": format!("{idb}.json"), "RepoTags": ["old/b:1", "old/b:latest"],
+         "Layers": ["l2/layer.tar", "l3/layer.tar"]},
+    ]);
+    file(&mut b, "manifest.json", manifest.to_string().as_bytes());
+    finish(b)
+}
+
 /// An OCI image layout tarball with gzip-compressed layer blobs.
 fn oci_layout(name: &str, layers: &[&[u8]]) -> Vec<u8> {
     let config = config_json(layers, "true");
@@ -470,6 +500,36 @@ fn oci_layout_loads_and_layers_are_shared() {
     let inspect: serde_json::Value =
         serde_json::from_str(&warren_ok(&sb, &agent, &["image", "inspect", "lab/two:1"])).unwrap();
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn legacy_docker_save_with_several_images_loads() {
+    let sb = Sandbox::new();
+    let agent = sb.start_agent(&[]);
+    let (base, top) = whiteout_layers();
+    let path = write(&sb, "legacy.tar", &legacy_docker_save(&base, &top));
+    let out = warren_ok(
+        &sb,
+        &agent,
+        &["image", "load", "-i", path.to_str().unwrap()],
+    );
+    assert_eq!(
+        out,
+        "Loaded image: old/a:1\nLoaded image: old/b:1\nLoaded image: old/b:latest\n"
+    );
+    assert_eq!(images_json(&sb, &agent).len(), 2);
+    assert_eq!(entries(&images_dir(&sb).join("layers")).len(), 2);
+    // Several tags: removing by id needs -f, by tag only untags.
+    let id = warren_ok(&sb, &agent, &["image", "ls", "-q", "old/b"]);
+    let out = warren(&sb, &agent, &["image", "rm", id.trim()]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(
+        warren_ok(&sb, &agent, &["image", "rm", "old/b"]),
+        "Untagged: old/b:latest\n"
+    );
+    let out = warren_ok(&sb, &agent, &["image", "rm", "-f", id.trim()]);
+    assert!(out.contains("Untagged: old/b:1\nDeleted: sha256:"), "{out}");
+    assert_eq!(entries(&images_dir(&sb).join("layers")).len(), 1);
 }
 
 /// Nothing was recorded or left behind: no image, no layer, nothing in tmp.

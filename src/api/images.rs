@@ -260,6 +260,7 @@ async fn create(
             "" => from_image.to_string(),
             tag => format!("{from_image}:{tag}"),
         };
+        let name = Reference::parse(&name).map_or(name, |r| r.to_string());
         return stream_error(Error::msg(
             ErrorKind::NotFound,
             format!(
