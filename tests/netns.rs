@@ -281,7 +281,12 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
     let long_name = "n".repeat(256);
 
     expect_failure(&sb, &["netns", "add", ""], INVALID, "must not be empty");
-    expect_failure(&sb, &["netns", "add", "x/y"], INVALID, "must not contain '/'");
+    expect_failure(
+        &sb,
+        &["netns", "add", "x/y"],
+        INVALID,
+        "must not contain '/'",
+    );
     expect_failure(
         &sb,
         &["netns", "add", ".."],
@@ -316,8 +321,18 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
         INVALID,
         "invalid CIDR",
     );
-    expect_failure(&sb, &["netns", "veth", "a:x", "ghost:y"], NOT_FOUND, "not found");
-    expect_failure(&sb, &["netns", "veth", "a:x", "a:x"], INVALID, "same namespace");
+    expect_failure(
+        &sb,
+        &["netns", "veth", "a:x", "ghost:y"],
+        NOT_FOUND,
+        "not found",
+    );
+    expect_failure(
+        &sb,
+        &["netns", "veth", "a:x", "a:x"],
+        INVALID,
+        "same namespace",
+    );
     // The peer name is taken in b: refused before anything is created in a.
     expect_failure(
         &sb,

@@ -66,7 +66,7 @@ impl Agent {
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
         let images = ImageStore::open(&config.data_root)?;
         let drivers: BTreeMap<&'static str, Arc<dyn Driver>> =
-            [Arc::new(BridgeDriver) as Arc<dyn Driver>]
+            [Arc::new(BridgeDriver::default()) as Arc<dyn Driver>]
                 .into_iter()
                 .map(|d| (d.name(), d))
                 .collect();

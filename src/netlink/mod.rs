@@ -108,6 +108,13 @@ pub enum NetlinkError {
         #[source]
         source: RequestError,
     },
+    #[error("take link {index} down and rename it {name}")]
+    Hide {
+        index: u32,
+        name: String,
+        #[source]
+        source: RequestError,
+    },
     #[error("set mtu {mtu} on link {index}")]
     SetMtu {
         index: u32,
@@ -168,6 +175,7 @@ impl NetlinkError {
             | NetlinkError::CreateVeth { source, .. }
             | NetlinkError::DeleteLink { source, .. }
             | NetlinkError::SetUp { source, .. }
+            | NetlinkError::Hide { source, .. }
             | NetlinkError::SetMtu { source, .. }
             | NetlinkError::SetHairpin { source, .. }
             | NetlinkError::AddAddress { source, .. }
