@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::drivers::bridge::BridgeDriver;
+use crate::drivers::macvlan::MacvlanDriver;
 use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
@@ -61,11 +62,13 @@ impl Agent {
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
-        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> =
-            [Arc::new(BridgeDriver) as Arc<dyn Driver>]
-                .into_iter()
-                .map(|d| (d.name(), d))
-                .collect();
+        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
+            Arc::new(BridgeDriver) as Arc<dyn Driver>,
+            Arc::new(MacvlanDriver),
+        ]
+        .into_iter()
+        .map(|d| (d.name(), d))
+        .collect();
         Ok(Agent {
             config,
             id,
