@@ -83,11 +83,13 @@ fn mac_of(sb: &Sandbox, ns: &str) -> String {
 /// Everything a refused request must leave unchanged: host links, every namespace's links
 /// and routes, and the network list.
 fn snapshot(sb: &Sandbox, agent: &Agent) -> String {
-    // Names, addresses and routes; not operstate, which the kernel settles asynchronously.
+    // Link names, IPv4 addresses and routes; not operstate or IPv6 link-local addresses,
+    // which the kernel settles asynchronously after a link comes up.
     let kernel = sb.sh(
-        "ip -br addr | awk '{$2=\"\"; print}' | sort; ip route; \
-         for ns in $(ip netns list | awk '{print $1}' | sort); do \
-         echo \"== $ns\"; ip -n $ns -br addr | awk '{$2=\"\"; print}' | sort; ip -n $ns route; done",
+        "state() { ip $1 -o link | awk -F': ' '{sub(/@.*/, \"\", $2); print $2}' | sort; \
+                   ip $1 -4 -o addr | awk '{print $2, $4}' | sort; ip $1 route; }; \
+         state; for ns in $(ip netns list | awk '{print $1}' | sort); do \
+         echo \"== $ns\"; state \"-n $ns\"; done",
     );
     let networks = warren_ok(sb, agent, &["network", "ls", "-q", "--no-trunc"]);
     format!("{kernel}\n-- networks\n{networks}")
