@@ -20,6 +20,7 @@ use crate::drivers::macvlan::MacvlanDriver;
 use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
+use crate::runtime::image::ImageStore;
 use crate::store::{EmbeddedStore, Store};
 use config::DaemonConfig;
 
@@ -47,6 +48,8 @@ pub struct Agent {
     pub id: String,
     pub started: SystemTime,
     pub store: Arc<dyn Store>,
+    /// Images under `<data-root>/images` (import, load, layers for container root filesystems).
+    pub images: Arc<ImageStore>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
     firewall: Firewall,
     /// Serialises changes to networks and endpoints. Reads never wait on it; the store's
@@ -62,6 +65,7 @@ impl Agent {
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
+        let images = ImageStore::open(&config.data_root)?;
         let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
             Arc::new(BridgeDriver) as Arc<dyn Driver>,
             Arc::new(MacvlanDriver),
@@ -74,6 +78,7 @@ impl Agent {
             id,
             started: SystemTime::now(),
             store: Arc::new(store),
+            images: Arc::new(images),
             drivers,
             firewall: Firewall::default(),
             mutations: tokio::sync::Mutex::new(()),

@@ -2,6 +2,7 @@
 //! [`crate::api::client`]; the `netns` verbs work without it, like `ip netns`.
 
 pub mod daemon;
+pub mod image;
 pub mod netns;
 pub mod network;
 pub mod output;
@@ -71,6 +72,8 @@ pub enum Command {
     Netns(netns::NetnsArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
     Network(network::NetworkArgs),
+    /// Manage images (import, load, ls, inspect, tag, rm)
+    Image(image::ImageArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         #[arg(value_enum)]
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Version(args) => block_on(system::version(global, &args)),
         Command::Info(args) => block_on(system::info(global, &args)),
         Command::Network(args) => block_on(network::run(global, &args)),
+        Command::Image(args) => block_on(image::run(global, &args)),
     }
 }
 

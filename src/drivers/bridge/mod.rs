@@ -195,13 +195,21 @@ impl Driver for BridgeDriver {
             mtu: network.settings.mtu,
             peer_mac: parse_mac(&endpoint.mac),
         };
-        host.create_veth(&spec)
+        let port = host
+            .create_veth(&spec)
             .await
             .map_err(DriverError::netlink(format!(
                 "create veth {host_name} <-> {}",
                 endpoint.ifname
             )))?;
-        if let Err(e) = configure_inside(endpoint).await {
+        // Hairpin: a container reaching its own published port through a host address is
+        // DNATed back to itself; with br_netfilter active the bridge sees that frame leave by
+        // the port it arrived on and drops it unless the port may hairpin (Docker does the same).
+        let wired = match host.set_bridge_port_hairpin(port, true).await {
+            Ok(()) => configure_inside(endpoint).await,
+            Err(e) => Err(DriverError::netlink(format!("enable hairpin on {host_name}"))(e)),
+        };
+        if let Err(e) = wired {
             // Deleting the host end removes the peer too: no half-wired endpoint stays behind.
             let _ = host.delete_link(&host_name).await;
             return Err(e);
