@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::drivers::bridge::BridgeDriver;
+use crate::drivers::macvlan::MacvlanDriver;
 use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
@@ -65,11 +66,13 @@ impl Agent {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
         let images = ImageStore::open(&config.data_root)?;
-        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> =
-            [Arc::new(BridgeDriver::default()) as Arc<dyn Driver>]
-                .into_iter()
-                .map(|d| (d.name(), d))
-                .collect();
+        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
+            Arc::new(BridgeDriver::default()) as Arc<dyn Driver>,
+            Arc::new(MacvlanDriver),
+        ]
+        .into_iter()
+        .map(|d| (d.name(), d))
+        .collect();
         Ok(Agent {
             config,
             id,

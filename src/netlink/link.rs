@@ -24,6 +24,10 @@ pub struct LinkInfo {
     /// Index of the bridge (or other controller) this link is enslaved to.
     pub master: Option<u32>,
     pub mtu: u32,
+    /// `IFLA_LINK`: the lower device of a stacked link (vlan, macvlan) or a veth's peer.
+    pub link: Option<u32>,
+    /// `IFLA_IFALIAS`, free text; Warren marks links it made for a network this way.
+    pub alias: Option<String>,
 }
 
 impl LinkInfo {
@@ -36,6 +40,8 @@ impl LinkInfo {
             up: msg.header.flags.contains(LinkFlags::Up),
             master: None,
             mtu: 0,
+            link: None,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -43,6 +49,10 @@ impl LinkInfo {
                 LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
                 LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
                 LinkAttribute::Controller(master) if *master != 0 => info.master = Some(*master),
+                LinkAttribute::Link(link) if *link != 0 => info.link = Some(*link),
+                LinkAttribute::IfAlias(alias) if !alias.is_empty() => {
+                    info.alias = Some(alias.clone())
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     info.kind = infos.iter().find_map(|i| match i {
                         NlLinkInfo::Kind(kind) => Some(kind.to_string()),

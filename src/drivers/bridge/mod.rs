@@ -119,6 +119,7 @@ impl Driver for BridgeDriver {
             icc,
             masquerade,
             host_binding_ipv4,
+            macvlan: None,
         })
     }
 
