@@ -135,8 +135,15 @@ impl Sandbox {
         self.ok("sh", &["-c", script])
     }
 
-    /// Start `warrend` inside the sandbox with its own roots and socket.
+    /// Start `warrend` inside the sandbox with its own roots and socket; returns once it serves.
     pub fn start_agent(&self, extra_args: &[&str]) -> Agent {
+        let mut agent = self.spawn_agent(extra_args);
+        agent.wait_ready();
+        agent
+    }
+
+    /// Launch `warrend` like [`Sandbox::start_agent`] without waiting for it to serve.
+    pub fn spawn_agent(&self, extra_args: &[&str]) -> Agent {
         let data_root = self.dir.path().join("data");
         let exec_root = self.dir.path().join("run");
         let socket = exec_root.join("warren.sock");
@@ -150,8 +157,11 @@ impl Sandbox {
             .append(true)
             .open(&log)
             .expect("agent log");
-        let mut cmd = self.cmd(bin("warrend"));
-        cmd.arg("--config-file")
+        // pdeathsig: the agent dies with the test even when the test process is killed.
+        let mut cmd = self.cmd("setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--"])
+            .arg(bin("warrend"))
+            .arg("--config-file")
             .arg(&config_file)
             .arg("--data-root")
             .arg(&data_root)
@@ -165,13 +175,11 @@ impl Sandbox {
             .stdout(log_file.try_clone().expect("dup log"))
             .stderr(log_file);
         let child = cmd.spawn().expect("spawn warrend");
-        let agent = Agent {
+        Agent {
             child: Some(child),
             socket,
             log,
-        };
-        agent.wait_ready();
-        agent
+        }
     }
 }
 
@@ -194,19 +202,48 @@ impl Agent {
         format!("unix://{}", self.socket.display())
     }
 
-    fn wait_ready(&self) {
+    /// Wait until the agent answers `GET /_ping`. A successful connect alone proves nothing: a
+    /// child process the previous (killed) agent was forking can briefly hold its listening
+    /// socket, and the agent binds before it has opened its store and reconciled.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "warrend exited ({status}) before serving {}; log:\n{}",
+                    self.socket.display(),
+                    self.log_text()
+                );
+            }
+            if self.pings() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!(
-            "warrend did not start listening on {}; log:\n{}",
+            "warrend does not answer on {}; log:\n{}",
             self.socket.display(),
             self.log_text()
         );
+    }
+
+    /// One `GET /_ping` over the socket; true when it answered 200 OK.
+    fn pings(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+        if stream
+            .write_all(b"GET /_ping HTTP/1.1\r\nHost: warren\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply.starts_with("HTTP/1.1 200")
     }
 
     pub fn log_text(&self) -> String {
@@ -216,6 +253,13 @@ impl Agent {
     /// The agent's PID as seen from the root namespace (nsenter execs, so it is the agent).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The agent's exit status if it has exited (None while it runs).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Stop with SIGTERM and wait; returns the exit status.
