@@ -464,14 +464,14 @@ impl Agent {
         network_id: &str,
         target: &Target,
     ) -> Result<Option<EndpointRecord>, Error> {
-        for ep in self.endpoints(network_id)? {
-            let same = ep.target.name == target.name
-                || crate::netns::same_namespace(&ep.target.netns, &target.netns).unwrap_or(false);
-            if same {
-                return Ok(Some(ep));
-            }
-        }
-        Ok(None)
+        let key = target_key(network_id, &target.netns_id)?;
+        let Some((endpoint_id, _)) = self.store.get_json::<String>(&key)? else {
+            return Ok(None);
+        };
+        let endpoint = self
+            .store
+            .get_json::<EndpointRecord>(&endpoint_key(network_id, &endpoint_id)?)?;
+        Ok(endpoint.map(|(ep, _)| ep))
     }
 
     /// `POST /networks/{id}/connect`.
@@ -484,13 +484,20 @@ impl Agent {
         let network = self.find_network(id_or_name)?;
         let target = self.resolve_target(&request.container)?;
         if let Some(ep) = self.endpoint_of(&network.id, &target)? {
-            return Err(Error::msg(
-                ErrorKind::Conflict,
-                format!(
-                    "endpoint for {} already exists in network {} ({})",
-                    target.name, network.name, ep.ifname
-                ),
-            ));
+            // The kernel reuses a dead namespace's inode; an endpoint whose own path no longer
+            // leads to that namespace belongs to a namespace deleted behind our back.
+            let alive = namespace_id(&ep.target.netns).is_ok_and(|id| id == ep.target.netns_id);
+            if alive {
+                return Err(Error::msg(
+                    ErrorKind::Conflict,
+                    format!(
+                        "endpoint for {} already exists in network {} ({})",
+                        target.name, network.name, ep.ifname
+                    ),
+                ));
+            }
+            tracing::info!(network = %network.name, target = %ep.target.name, "removing the endpoint of a vanished namespace");
+            self.detach_endpoint(&network, &ep).await?;
         }
         let settings = request.endpoint_config.unwrap_or_default();
         for alias in &settings.aliases {
