@@ -5,6 +5,7 @@
 //! Warren creates; the API layer only translates Docker-shaped requests into calls on it.
 
 pub mod config;
+pub mod containers;
 pub mod lock;
 pub mod networks;
 pub mod reconcile;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::drivers::bridge::BridgeDriver;
+use crate::drivers::host::{HostDriver, NullDriver};
 use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
@@ -51,6 +53,8 @@ pub struct Agent {
     /// Serialises changes to networks and endpoints. Reads never wait on it; the store's
     /// compare-and-swap commits keep concurrent agents (several hosts, later) consistent too.
     mutations: tokio::sync::Mutex<()>,
+    /// Containers' in-memory state: events, exec instances, starts in flight.
+    runtime: containers::ContainerRuntime,
 }
 
 /// Where the embedded store lives inside the data root.
@@ -61,11 +65,14 @@ impl Agent {
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
-        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> =
-            [Arc::new(BridgeDriver) as Arc<dyn Driver>]
-                .into_iter()
-                .map(|d| (d.name(), d))
-                .collect();
+        let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
+            Arc::new(BridgeDriver) as Arc<dyn Driver>,
+            Arc::new(HostDriver),
+            Arc::new(NullDriver),
+        ]
+        .into_iter()
+        .map(|d| (d.name(), d))
+        .collect();
         Ok(Agent {
             config,
             id,
@@ -74,6 +81,7 @@ impl Agent {
             drivers,
             firewall: Firewall::default(),
             mutations: tokio::sync::Mutex::new(()),
+            runtime: containers::ContainerRuntime::default(),
         })
     }
 
