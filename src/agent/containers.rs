@@ -1216,9 +1216,9 @@ impl Agent {
             set: &self.runtime.busy,
             id: record.id.clone(),
         };
+        let code = self.observe(&record).exit_code;
         self.teardown_container(&record).await?;
         lock(&self.runtime.execs).retain(|_, e| e.container_id != record.id);
-        let code = self.observe(&record).exit_code;
         let _ = self
             .runtime
             .events

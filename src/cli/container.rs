@@ -591,10 +591,11 @@ pub async fn rm_cmd(global: &GlobalOptions, args: &RmArgs) -> Result<(), Error> 
             .await
         {
             Ok(()) => println!("{c}"),
+            // Like docker: try every container, report each failure, fail if any failed.
             Err(e) => {
-                let e: Error = e.into();
-                eprintln!("warren: {e}");
-                failed = Some(e);
+                if let Some(previous) = failed.replace(Error::from(e)) {
+                    eprintln!("warren: {previous}");
+                }
             }
         }
     }
