@@ -296,7 +296,8 @@ impl Agent {
                 &ipam_request,
                 &pools,
                 &host_routes,
-            )?;
+            )
+            .map_err(|e| self.name_overlap_owner(e))?;
             let record = record_for(subnets);
             let txn = txn
                 .create_json(network_key(&id)?, &record)?
@@ -309,6 +310,29 @@ impl Agent {
         }
         tracing::info!(network = %record.name, id = %record.short_id(), bridge = %record.settings.interface, "network created");
         Ok(record)
+    }
+
+    /// IPAM knows networks by id; an overlap error names the other network as users know it.
+    fn name_overlap_owner(&self, err: ipam::IpamError) -> ipam::IpamError {
+        match err {
+            ipam::IpamError::SubnetOverlap {
+                subnet,
+                other,
+                owner,
+            } => {
+                let owner = self
+                    .networks()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|n| n.id == owner))
+                    .map_or(owner, |n| n.name);
+                ipam::IpamError::SubnetOverlap {
+                    subnet,
+                    other,
+                    owner,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Driver objects and firewall chains of a recorded network; undone together on failure.
@@ -708,18 +732,21 @@ impl Agent {
         ))
     }
 
-    /// User-network pools: daemon.json `default-address-pools` or Docker's defaults.
-    pub(super) fn user_pools(&self) -> Vec<ipam::AddressPool> {
-        let configured: Vec<ipam::AddressPool> = self
-            .config
+    /// daemon.json `default-address-pools`, as IPAM pools.
+    pub(super) fn configured_pools(&self) -> Vec<ipam::AddressPool> {
+        self.config
             .default_address_pools
             .iter()
             .map(|p| ipam::AddressPool {
                 base: p.base,
                 size: p.size,
             })
-            .collect();
-        ipam::user_network_pools(&configured)
+            .collect()
+    }
+
+    /// User-network pools: the configured ones or Docker's defaults.
+    pub(super) fn user_pools(&self) -> Vec<ipam::AddressPool> {
+        ipam::user_network_pools(&self.configured_pools())
     }
 }
 

@@ -56,8 +56,17 @@ impl Agent {
                     continue;
                 }
                 if let Some(veth) = &endpoint.host_ifname {
-                    if Netlink::current()?.link_index(veth).await?.is_none() {
-                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing endpoint");
+                    // A veth whose bridge was deleted (and re-created above) survives as a
+                    // stray link on no bridge: it is re-wired like a missing one.
+                    let nl = Netlink::current()?;
+                    let bridge = nl.link_index(&network.settings.interface).await?;
+                    let wired = nl
+                        .link(veth)
+                        .await?
+                        .is_some_and(|link| bridge.is_some() && link.master == bridge);
+                    if !wired {
+                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing or detached endpoint");
+                        let _ = driver.detach(&config, &ep_config).await;
                         if let Err(e) = driver.attach(&config, &ep_config).await {
                             tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
                         }
@@ -115,16 +124,7 @@ impl Agent {
             ipv4: vec![ipam::default_bridge_request(bip, fixed_cidr)?],
             ipv6: Vec::new(),
         };
-        let configured: Vec<ipam::AddressPool> = self
-            .config
-            .default_address_pools
-            .iter()
-            .map(|p| ipam::AddressPool {
-                base: p.base,
-                size: p.size,
-            })
-            .collect();
-        let pools = ipam::default_bridge_pools(&configured);
+        let pools = ipam::default_bridge_pools(&self.configured_pools());
         let host_routes = super::networks::host_routes().await?;
         let id = random_id();
         let mtu = self.config.mtu.unwrap_or(1500);

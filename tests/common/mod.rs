@@ -244,3 +244,144 @@ impl Drop for Agent {
         }
     }
 }
+
+impl Agent {
+    /// SIGTERM the agent and start a new one on the same roots (see [`Sandbox::start_agent`]).
+    pub fn restart(&mut self, sb: &Sandbox) {
+        let status = self.stop();
+        assert!(
+            status.success(),
+            "warrend exited with {status} on SIGTERM; log:\n{}",
+            self.log_text()
+        );
+        *self = sb.start_agent(&[]);
+    }
+}
+
+/// What an API call answered: HTTP status and the body (JSON `null` when empty, a JSON string
+/// when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// Docker's error message (`{"message": …}`), or "" for a reply without one.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or("")
+    }
+}
+
+/// Percent-encode a query value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Sandbox {
+    /// `warren -H <agent> ARGS` inside the sandbox.
+    pub fn warren(&self, agent: &Agent, args: &[&str]) -> Output {
+        self.cmd(bin("warren"))
+            .arg("-H")
+            .arg(agent.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn warren")
+    }
+
+    /// Like [`Sandbox::warren`], panicking unless it succeeds; returns stdout.
+    pub fn warren_ok(&self, agent: &Agent, args: &[&str]) -> String {
+        let out = self.warren(agent, args);
+        assert!(
+            out.status.success(),
+            "warren {} failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A raw HTTP request to the agent's socket with curl; `body` is sent byte for byte.
+    pub fn api(&self, agent: &Agent, method: &str, path: &str, body: Option<&str>) -> Reply {
+        use std::io::Write;
+        let mut cmd = self.cmd("curl");
+        cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(&agent.socket)
+            .arg(format!("http://warren{path}"));
+        if body.is_some() {
+            cmd.args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                "@-",
+            ]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn curl");
+        let mut stdin = child.stdin.take().expect("curl stdin");
+        stdin
+            .write_all(body.unwrap_or("").as_bytes())
+            .expect("write request body");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait for curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "curl {method} {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
+        let status = status.trim().parse().expect("numeric HTTP status");
+        let body = if body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.into()))
+        };
+        Reply { status, body }
+    }
+
+    /// `GET path`, insisting on 200; returns the JSON body.
+    pub fn get_json(&self, agent: &Agent, path: &str) -> serde_json::Value {
+        let reply = self.api(agent, "GET", path, None);
+        assert_eq!(reply.status, 200, "GET {path}: {reply:?}");
+        reply.body
+    }
+
+    /// Create a named network namespace (pinned under the sandbox's private /run/netns).
+    pub fn netns_add(&self, name: &str) {
+        self.ok("ip", &["netns", "add", name]);
+    }
+
+    /// Run a command inside a named namespace of the sandbox.
+    pub fn in_ns(&self, ns: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", ns];
+        all.extend_from_slice(args);
+        self.run("ip", &all)
+    }
+
+    /// Pings from `ns` to `addr` until one is answered, at most `tries` (1 s each).
+    pub fn ping_within(&self, ns: &str, addr: &str, tries: u32) -> bool {
+        (0..tries).any(|_| self.ping(ns, addr))
+    }
+
+    /// One ping from namespace `ns` to `addr` (1 s timeout); true when it got an answer.
+    pub fn ping(&self, ns: &str, addr: &str) -> bool {
+        self.in_ns(ns, &["ping", "-c", "1", "-W", "1", addr])
+            .status
+            .success()
+    }
+}
