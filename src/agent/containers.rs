@@ -1322,7 +1322,7 @@ impl Agent {
                         _ => {}
                     },
                 }
-                if !ended && seen_run && agent.bundle(&id).running().is_none() {
+                if !ended && seen_run && agent.bundle(&id).exit_status().is_some() {
                     ended = true;
                 }
                 if !seen_run && agent.bundle(&id).running().is_some() {

@@ -88,6 +88,16 @@ impl Bundle {
         self.path("shim.sock")
     }
 
+    /// The socket reached through an open descriptor of the bundle directory
+    /// (`/proc/self/fd/N/shim.sock`): socket addresses are limited to 108 bytes and exec
+    /// roots can be long. Keep the returned file open while binding or connecting.
+    pub fn short_socket(&self) -> std::io::Result<(std::fs::File, PathBuf)> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(&self.dir)?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}/shim.sock", dir.as_raw_fd()));
+        Ok((dir, path))
+    }
+
     pub fn rootfs(&self) -> PathBuf {
         self.path("rootfs")
     }
@@ -207,7 +217,11 @@ impl Bundle {
         if let Some(status) = self.exit_status() {
             return Some(status);
         }
-        if let Ok(mut stream) = tokio::net::UnixStream::connect(self.socket()).await {
+        let connected = match self.short_socket() {
+            Ok((_dir, path)) => tokio::net::UnixStream::connect(path).await.ok(),
+            Err(_) => None,
+        };
+        if let Some(mut stream) = connected {
             let mut buf = [0u8; 64];
             while let Ok(n) = stream.read(&mut buf).await {
                 if n == 0 {

@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn safe_paths_refuse_escapes_and_symlinked_parents() {
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/etc", dir.path().join("etc")).unwrap();
+        symlink("/etc", dir.path().join("etc")).unwrap();
         assert!(safe_path(dir.path(), "etc/hosts").is_err());
         assert!(safe_path(dir.path(), "../x").is_err());
         assert_eq!(

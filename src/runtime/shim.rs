@@ -99,8 +99,10 @@ fn run(bundle: &Bundle) -> Result<(), RuntimeError> {
     let spec = bundle.read_spec()?;
     let socket = bundle.socket();
     let _ = std::fs::remove_file(&socket);
-    let listener =
-        UnixListener::bind(&socket).map_err(io(format!("listen on {}", socket.display())))?;
+    let listener = bundle
+        .short_socket()
+        .and_then(|(_dir, short)| UnixListener::bind(short))
+        .map_err(io(format!("listen on {}", socket.display())))?;
     listener
         .set_nonblocking(true)
         .map_err(io("set the socket non-blocking"))?;
