@@ -171,11 +171,13 @@ fn start(
     if let Ok(null) = File::options().write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdout(&null);
     }
-    let code = supervise(child, [Some(out_r), Some(err_r)], &sfd, &listener, log);
+    let (code, waiters) = supervise(child, [Some(out_r), Some(err_r)], &sfd, &listener, log);
     write_exit(bundle, code);
     cgroup.remove();
     let _ = std::fs::remove_file(bundle.socket());
-    Ok(()) // waiters' connections close as we exit: that is their notification
+    // Only now, with exit.json in place, do the waiters see EOF: that is their notification.
+    drop(waiters);
+    Ok(())
 }
 
 fn write_exit(bundle: &Bundle, code: i32) {
@@ -211,14 +213,15 @@ fn wait_blocking(child: Pid) -> i32 {
     }
 }
 
-/// The shim's loop: log output, hold waiters, notice the init's exit. Returns its code.
+/// The shim's loop: log output, hold waiters, notice the init's exit. Returns its code and
+/// the waiters' connections, which the caller closes after recording the exit.
 fn supervise(
     child: Pid,
     mut outputs: [Option<OwnedFd>; 2],
     sfd: &SignalFd,
     listener: &UnixListener,
     log: &mut LogWriter,
-) -> i32 {
+) -> (i32, Vec<UnixStream>) {
     let mut waiters: Vec<UnixStream> = Vec::new();
     let mut code: Option<i32> = None;
     let mut drain_deadline: Option<Instant> = None;
@@ -230,7 +233,7 @@ fn supervise(
                 for s in [Stream::Stdout, Stream::Stderr] {
                     let _ = log.flush(s);
                 }
-                return code;
+                return (code, waiters);
             }
         }
         let timeout = if code.is_some() {
