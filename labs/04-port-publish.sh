@@ -104,23 +104,13 @@ note "drop that reply; Warren masquerades DNATed traffic from the network's own 
 peer_idx=$(ip -n "$NS_WEB" -o link show eth0 | sed -n 's/^[0-9]*: eth0@if\([0-9]*\):.*/\1/p')
 PORT_IF=$(ip -o link show | awk -F': ' -v i="$peer_idx" '$1 == i {sub(/@.*/, "", $2); print $2}')
 [ -n "$PORT_IF" ] || fail "cannot find the host end of $NS_WEB's eth0"
-if http_get "$NS_WEB" "http://$HOST_ADDR:$HOST_PORT/index.html" >/dev/null 2>&1; then
-    expect_page "$NS_WEB" "$HOST_ADDR:$HOST_PORT" "$GW"
-else
-    # Diagnose before anything else: only this exact, understood cause is tolerated.
-    brnf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)
-    hairpin=$(ip -d link show "$PORT_IF" | grep -o 'hairpin [a-z]*' || true)
-    note "hairpin request got no answer; br_netfilter bridge-nf-call-iptables=$brnf, port $PORT_IF: $hairpin"
-    [ "$brnf" = 1 ] && [ "$hairpin" = "hairpin off" ] || fail "$NS_WEB cannot reach its own published port $HOST_ADDR:$HOST_PORT"
-    known_bug "no hairpin to a container's own published port while br_netfilter is active: warren leaves hairpin mode off on bridge ports ($PORT_IF)"
-    note "Why: with br_netfilter loaded (bridge-nf-call-iptables=1) the DNAT happens while the"
-    note "frame is still being bridged, and the bridge must then send it back out of the port it"
-    note "came in on. A bridge refuses that unless the port is in hairpin mode (Docker turns it on"
-    note "for this reason). The lab does what Warren should do and checks hairpin again:"
-    echo "   \$ ip link set $PORT_IF type bridge_slave hairpin on"
-    ip link set "$PORT_IF" type bridge_slave hairpin on
-    expect_page "$NS_WEB" "$HOST_ADDR:$HOST_PORT" "$GW"
-fi
+note "With br_netfilter active the DNAT happens while the frame is still being bridged, so the"
+note "bridge must send it back out of the port it came in on: Warren puts every endpoint's"
+note "bridge port in hairpin mode, as Docker does."
+hairpin=$(ip -d link show "$PORT_IF" | grep -o 'hairpin [a-z]*' || true)
+[ "$hairpin" = "hairpin on" ] || fail "bridge port $PORT_IF is not in hairpin mode ($hairpin)"
+note "($PORT_IF: $hairpin)"
+expect_page "$NS_WEB" "$HOST_ADDR:$HOST_PORT" "$GW"
 
 say "7. Disconnect: the endpoint and its published port go away together"
 echo "   \$ warren network disconnect $NET --netns $NS_WEB"

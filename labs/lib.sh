@@ -178,15 +178,6 @@ http_get() { ip netns exec "$1" timeout 3 busybox wget -q -O - "$2"; }
 # http_get_host URL: the same from the lab host itself.
 http_get_host() { timeout 3 busybox wget -q -O - "$1"; }
 
-# known_bug TEXT: a bug in Warren that this lab works around openly. It is printed at once and
-# again before PASS; with LAB_STRICT=1 it fails the lab instead (for CI that wants to see it).
-_known_bugs=()
-known_bug() {
-    [ "${LAB_STRICT:-0}" = 1 ] && fail "known Warren bug (LAB_STRICT=1): $*"
-    _known_bugs+=("$*")
-    printf '   !! KNOWN WARREN BUG: %s\n' "$*" >&2
-}
-
 # lab_finish: clean up now, check the host is back to how it was, print PASS.
 lab_finish() {
     say "Clean up: everything this lab made is removed, the host is as before"
@@ -198,10 +189,6 @@ lab_finish() {
         fail "the lab left something behind (diff above: < before, > after)"
     fi
     note "namespaces, links and nft tables are the same as before the lab"
-    local bug
-    for bug in "${_known_bugs[@]}"; do
-        printf '!! worked around a known Warren bug: %s\n' "$bug"
-    done
     echo PASS
 }
 

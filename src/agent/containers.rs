@@ -392,8 +392,8 @@ pub struct ResolvedImage {
 }
 
 impl Agent {
-    /// Find an image: an absolute path to a root filesystem directory (one layer), or a name
-    /// in the image store.
+    /// Find an image: a name or id in the image store, or an absolute path to a root
+    /// filesystem directory (run as a one-layer image; handy for labs and tests).
     pub fn resolve_image(&self, name: &str) -> Result<ResolvedImage, Error> {
         let no_such = || Error::msg(ErrorKind::NotFound, format!("No such image: {name}"));
         if name.is_empty() {
@@ -410,7 +410,33 @@ impl Agent {
                 ..Default::default()
             });
         }
-        Err(no_such())
+        let image = self.images.resolve(name)?;
+        let config = image.config;
+        Ok(ResolvedImage {
+            id: image.id,
+            layers: image.layers,
+            cmd: config.cmd.unwrap_or_default(),
+            entrypoint: config.entrypoint.unwrap_or_default(),
+            env: config.env,
+            working_dir: config.working_dir,
+            user: config.user,
+        })
+    }
+
+    /// Tell the image store which containers use an image, so `image rm` refuses those.
+    fn register_image_users(&self) {
+        let store = Arc::clone(&self.store);
+        self.images.set_users(move |image_id| {
+            store
+                .list_json::<ContainerRecord>(Scope::Local, CONTAINERS_PREFIX)
+                .map(|list| {
+                    list.into_iter()
+                        .filter(|(_, c, _)| c.image_id == image_id)
+                        .map(|(_, c, _)| c.name)
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
     }
 
     /// Every container record.
@@ -1500,6 +1526,7 @@ impl Agent {
     /// was away, mark as exited those whose shim is gone.
     pub async fn reconcile_containers(self: &Arc<Self>) -> Result<(), Error> {
         self.ensure_builtin_container_networks()?;
+        self.register_image_users();
         for record in self.containers()? {
             let bundle = self.bundle(&record.id);
             if bundle.running().is_some() {

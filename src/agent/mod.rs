@@ -18,9 +18,11 @@ use std::time::SystemTime;
 
 use crate::drivers::bridge::BridgeDriver;
 use crate::drivers::host::{HostDriver, NullDriver};
+use crate::drivers::macvlan::MacvlanDriver;
 use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
+use crate::runtime::image::ImageStore;
 use crate::store::{EmbeddedStore, Store};
 use config::DaemonConfig;
 
@@ -48,6 +50,8 @@ pub struct Agent {
     pub id: String,
     pub started: SystemTime,
     pub store: Arc<dyn Store>,
+    /// Images under `<data-root>/images` (import, load, layers for container root filesystems).
+    pub images: Arc<ImageStore>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
     firewall: Firewall,
     /// Serialises changes to networks and endpoints. Reads never wait on it; the store's
@@ -65,8 +69,10 @@ impl Agent {
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
+        let images = ImageStore::open(&config.data_root)?;
         let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
-            Arc::new(BridgeDriver) as Arc<dyn Driver>,
+            Arc::new(BridgeDriver::default()) as Arc<dyn Driver>,
+            Arc::new(MacvlanDriver),
             Arc::new(HostDriver),
             Arc::new(NullDriver),
         ]
@@ -78,6 +84,7 @@ impl Agent {
             id,
             started: SystemTime::now(),
             store: Arc::new(store),
+            images: Arc::new(images),
             drivers,
             firewall: Firewall::default(),
             mutations: tokio::sync::Mutex::new(()),

@@ -273,7 +273,13 @@ impl Agent {
         let enable_ipv6 = request.enable_ipv6.unwrap_or(false);
         let ipam_request =
             NetworkRequest::from_docker(pool_requests(&request)?, true, enable_ipv6)?;
-        let host_routes = host_routes().await?;
+        // A NAT-less driver (macvlan) joins an existing LAN, whose subnet the host may well
+        // route on-link already: only subnets Warren routes itself must avoid host routes.
+        let host_routes = if driver.uses_nat() {
+            host_routes().await?
+        } else {
+            Vec::new()
+        };
         let pools = self.user_pools();
         let record_for = |subnets| NetworkRecord {
             id: id.clone(),
@@ -515,6 +521,7 @@ impl Agent {
             }
         }
         let driver = self.driver(&network.driver)?;
+        driver.check_attach(&network.driver_config(), self.endpoints(&network.id)?.len())?;
         let port_specs = request
             .publish
             .iter()
@@ -526,9 +533,12 @@ impl Agent {
                 "ports cannot be published on network {} ({})",
                 network.name,
                 if network.internal {
-                    "internal network"
+                    "internal network".to_string()
                 } else {
-                    "driver without NAT"
+                    format!(
+                        "the {} driver has no NAT; reach endpoints at their own addresses",
+                        driver.name()
+                    )
                 }
             )));
         }

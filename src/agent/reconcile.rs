@@ -161,6 +161,7 @@ impl Agent {
                     icc: true,
                     masquerade: true,
                     host_binding_ipv4: None,
+                    macvlan: None,
                 },
             };
             let txn = txn

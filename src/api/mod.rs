@@ -7,6 +7,7 @@ pub mod containers;
 pub mod error;
 pub mod filters;
 pub mod host;
+pub mod images;
 pub mod networks;
 pub mod server;
 pub mod system;

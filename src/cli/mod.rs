@@ -3,6 +3,7 @@
 
 pub mod container;
 pub mod daemon;
+pub mod image;
 pub mod netns;
 pub mod network;
 pub mod output;
@@ -94,6 +95,8 @@ pub enum Command {
     Inspect(container::NamesArgs),
     /// Wait for containers to stop and print their exit codes
     Wait(container::NamesArgs),
+    /// Manage images (import, load, ls, inspect, tag, rm)
+    Image(image::ImageArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         #[arg(value_enum)]
@@ -146,6 +149,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Exec(args) => block_on(container::exec_cmd(global, &args)),
         Command::Inspect(args) => block_on(container::inspect_cmd(global, &args)),
         Command::Wait(args) => block_on(container::wait_cmd(global, &args)),
+        Command::Image(args) => block_on(image::run(global, &args)),
     }
 }
 

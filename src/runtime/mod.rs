@@ -31,6 +31,7 @@
 pub mod bundle;
 pub mod cgroups;
 pub mod exec;
+pub mod image;
 mod init;
 pub mod logs;
 pub mod process;

@@ -26,6 +26,7 @@ pub fn settings() -> NetworkSettings {
         icc: false,
         masquerade: false,
         host_binding_ipv4: None,
+        macvlan: None,
     }
 }
 
