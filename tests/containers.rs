@@ -644,3 +644,74 @@ fn bad_input_is_refused_and_changes_nothing() {
     });
     assert_eq!(kernel_objects(&sb), before);
 }
+
+/// The real docker CLI against Warren: the commands of the runtime issue, with their results.
+#[test]
+fn docker_cli_runs_containers() {
+    let (sb, agent, root) = setup();
+    let tar = sb.dir.path().join("bb.tar");
+    sb.ok(
+        "tar",
+        &["-C", &root, "-cf", &tar.display().to_string(), "."],
+    );
+    let docker = |args: &[&str]| {
+        sb.cmd("docker")
+            .env("DOCKER_CONFIG", sb.dir.path().join("docker-config"))
+            .arg("-H")
+            .arg(agent.host())
+            .args(args)
+            .output()
+            .expect("run docker CLI")
+    };
+    let ok = |args: &[&str]| {
+        let out = docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", err(&out));
+        text(&out)
+    };
+    ok(&["import", &tar.display().to_string(), "bb:1"]);
+    ok(&["network", "create", "lab"]);
+    ok(&["network", "create", "other"]);
+    ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "lab",
+        "--network-alias",
+        "www",
+        "-p",
+        "8080:80",
+        "bb:1",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    assert!(ok(&["ps", "-a"]).contains("web"));
+    ok(&["logs", "web"]);
+    assert!(ok(&["exec", "web", "ip", "addr"]).contains("eth0"));
+    ok(&["network", "connect", "other", "web"]);
+    assert!(ok(&["exec", "web", "ip", "addr"]).contains("eth1"));
+    let nets = ok(&[
+        "inspect",
+        "web",
+        "--format",
+        "{{range $k,$v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+    ]);
+    assert_eq!(nets.trim(), "lab other");
+    // The published port reaches httpd (404: it answers, there is no index page).
+    let out = sb.run(
+        "busybox",
+        &["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"],
+    );
+    assert!(err(&out).contains("404"), "{}", err(&out));
+    assert_eq!(ok(&["run", "--rm", "bb:1", "echo", "hi"]), "hi\n");
+    assert_eq!(
+        code(&docker(&["run", "--rm", "bb:1", "sh", "-c", "exit 3"])),
+        3
+    );
+    ok(&["stop", "web"]);
+    ok(&["rm", "-f", "web"]);
+    assert_eq!(ok(&["ps", "-aq"]).trim(), "");
+}

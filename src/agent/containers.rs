@@ -642,11 +642,23 @@ impl Agent {
             }
         }
         // Networks: NetworkMode first, then the other EndpointsConfig entries.
-        let endpoints_config = request
+        // "default" (NetworkMode, and an EndpointsConfig key newer CLIs send) is the bridge.
+        let default_network = super::reconcile::DEFAULT_NETWORK;
+        let endpoints_config: BTreeMap<String, EndpointSettings> = request
             .networking_config
             .as_ref()
             .map(|n| n.endpoints_config.clone())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let k = if k == "default" {
+                    default_network.to_string()
+                } else {
+                    k
+                };
+                (k, v)
+            })
+            .collect();
         let mode = match host.network_mode.as_str() {
             "" | "default" => endpoints_config
                 .keys()
