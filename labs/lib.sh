@@ -204,3 +204,29 @@ ping_blocked() {
     fi
     note "ping $1 -> $2: no reply (as it should be)"
 }
+
+# ---- containers ----------------------------------------------------------------------------
+# busybox_rootfs: a root filesystem directory with the host's busybox-static and its applets
+# (an image for `warren run`: an absolute path runs as a one-layer image). Prints its path.
+busybox_rootfs() {
+    local root="$LAB_DIR/rootfs"
+    if [ ! -x "$root/bin/busybox" ]; then
+        mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/root"
+        cp "$(command -v busybox)" "$root/bin/busybox"
+        chroot "$root" /bin/busybox --install -s /bin
+        echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+        echo 'root:x:0:' >"$root/etc/group"
+    fi
+    printf '%s\n' "$root"
+}
+
+# add_host_binary ROOT PATH: copy a dynamically linked host binary and its libraries into ROOT.
+add_host_binary() {
+    local root=$1 bin=$2 lib
+    mkdir -p "$root$(dirname "$bin")"
+    cp "$bin" "$root$bin"
+    for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}

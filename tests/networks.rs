@@ -162,7 +162,7 @@ fn docker_cli_creates_lists_inspects_and_removes_networks() {
     let out = docker_ok(&sb, &agent, &["network", "prune", "-f"]);
     assert!(out.contains("p1") && out.contains("p2"), "{out}");
     let ls = docker_ok(&sb, &agent, &["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(ls.trim(), "bridge");
+    assert_eq!(ls.trim(), "bridge\nhost\nnone");
     // Removing the builtin network is refused.
     let out = docker(&sb, &agent, &["network", "rm", "bridge"]);
     assert!(!out.status.success());
@@ -297,10 +297,12 @@ fn list_filters_are_applied_by_the_server() {
         .unwrap()
         .to_string();
 
-    let all = ["backend", "bridge", "front", "frontier"];
+    // The built-in host and none networks exist as in Docker (no bridge driver).
+    let bridges = ["backend", "bridge", "front", "frontier"];
+    let all = ["backend", "bridge", "front", "frontier", "host", "none"];
     let cases: &[(&str, &[&str])] = &[
         // map form (docker CLI)
-        (r#"{"driver":{"bridge":true}}"#, &all),
+        (r#"{"driver":{"bridge":true}}"#, &bridges),
         (r#"{"driver":{"macvlan":true}}"#, &[]),
         (r#"{"name":{"front":true}}"#, &["front", "frontier"]),
         (r#"{"name":{"ack":true}}"#, &["backend"]),
@@ -312,9 +314,12 @@ fn list_filters_are_applied_by_the_server() {
             r#"{"type":{"custom":true}}"#,
             &["backend", "front", "frontier"],
         ),
-        (r#"{"type":{"builtin":true}}"#, &["bridge"]),
+        (r#"{"type":{"builtin":true}}"#, &["bridge", "host", "none"]),
         (r#"{"dangling":{"true":true}}"#, &["front", "frontier"]),
-        (r#"{"dangling":{"false":true}}"#, &["backend", "bridge"]),
+        (
+            r#"{"dangling":{"false":true}}"#,
+            &["backend", "bridge", "host", "none"],
+        ),
         (r#"{"scope":{"local":true}}"#, &all),
         (r#"{"scope":{"swarm":true}}"#, &[]),
         // list form (docker-py)

@@ -5,6 +5,7 @@
 //! Warren creates; the API layer only translates Docker-shaped requests into calls on it.
 
 pub mod config;
+pub mod containers;
 pub mod lock;
 pub mod networks;
 pub mod reconcile;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::drivers::bridge::BridgeDriver;
+use crate::drivers::host::{HostDriver, NullDriver};
 use crate::drivers::macvlan::MacvlanDriver;
 use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
@@ -61,6 +63,8 @@ pub struct Agent {
     /// Serialises changes to networks and endpoints. Reads never wait on it; the store's
     /// compare-and-swap commits keep concurrent agents (several hosts, later) consistent too.
     mutations: tokio::sync::Mutex<()>,
+    /// Containers' in-memory state: events, exec instances, starts in flight.
+    runtime: containers::ContainerRuntime,
 }
 
 /// Where the embedded store lives inside the data root.
@@ -75,6 +79,8 @@ impl Agent {
         let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
             Arc::new(BridgeDriver::default()) as Arc<dyn Driver>,
             Arc::new(MacvlanDriver),
+            Arc::new(HostDriver),
+            Arc::new(NullDriver),
         ]
         .into_iter()
         .map(|d| (d.name(), d))
@@ -88,6 +94,7 @@ impl Agent {
             drivers,
             firewall: Firewall::default(),
             mutations: tokio::sync::Mutex::new(()),
+            runtime: containers::ContainerRuntime::default(),
         })
     }
 

@@ -445,10 +445,7 @@ impl Agent {
         } else if target.starts_with('/') {
             (target.to_string(), crate::netns::resolve(target)?)
         } else {
-            return Err(Error::msg(
-                ErrorKind::NotFound,
-                format!("No such container: {target}"),
-            ));
+            return self.container_target(target);
         };
         Ok(Target {
             name,

@@ -7,6 +7,7 @@
 //! record explains. It never touches objects it does not own.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::records::*;
@@ -27,7 +28,13 @@ const VETH_PREFIX: &str = "wv";
 
 impl Agent {
     /// Bring the kernel in line with the records. Called once, before the API is served.
-    pub async fn reconcile(&self) -> Result<(), Error> {
+    pub async fn reconcile(self: &Arc<Self>) -> Result<(), Error> {
+        self.reconcile_networks().await?;
+        // Containers after networks: their endpoints are restored by then.
+        self.reconcile_containers().await
+    }
+
+    async fn reconcile_networks(&self) -> Result<(), Error> {
         let _guard = self.mutations.lock().await;
         self.ensure_default_network().await?;
         let mut policies = Vec::new();

@@ -212,6 +212,59 @@ impl Client {
         Ok(Answer { status, body })
     }
 
+    /// Send one request on a connection of its own and return as soon as the headers are
+    /// in (wait, logs -f, attach, exec start): the body then streams, or — after a `101` —
+    /// the connection is upgraded (`hyper::upgrade::on`). Non-2xx answers become errors.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        upgrade: bool,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let mut sender = self.connect().await?;
+        let transport = |source| ClientError::Transport {
+            method: method.clone(),
+            path: path.to_string(),
+            source,
+        };
+        sender.ready().await.map_err(transport)?;
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(format!("/v{API_VERSION}{path}"))
+            .header("host", "warren")
+            .header(
+                "user-agent",
+                concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        if upgrade {
+            builder = builder
+                .header("connection", "Upgrade")
+                .header("upgrade", "tcp");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("request parts are valid");
+        let response = sender.send_request(request).await.map_err(transport)?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(response);
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        Err(ClientError::Api {
+            status,
+            message: error_message(status, &body),
+        })
+    }
+
     /// Send and turn non-2xx answers into [`ClientError::Api`].
     pub async fn call(
         &self,

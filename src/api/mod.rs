@@ -3,6 +3,7 @@
 //! the `warren` CLI uses.
 
 pub mod client;
+pub mod containers;
 pub mod error;
 pub mod filters;
 pub mod host;

@@ -44,12 +44,25 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Sandbox {
     holder: Child,
     pid: u32,
+    /// The sandbox has its own PID namespace too (see [`Sandbox::with_pid_namespace`]).
+    pid_ns: bool,
     /// A temporary directory on the real filesystem for data/exec roots and scratch files.
     pub dir: tempfile::TempDir,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        Sandbox::build(false)
+    }
+
+    /// A sandbox with its own PID namespace as well, for tests that start containers: their
+    /// shims deliberately outlive the agent, and here they die with the sandbox (the PID
+    /// namespace's init is killed with the holder) instead of lingering on the real host.
+    pub fn with_pid_namespace() -> Sandbox {
+        Sandbox::build(true)
+    }
+
+    fn build(pid_ns: bool) -> Sandbox {
         require_root();
         // /run/netns must exist as a mount point target; an empty directory is harmless.
         std::fs::create_dir_all("/run/netns").expect("create /run/netns");
@@ -63,14 +76,13 @@ impl Sandbox {
                       ip link set lo up && echo ready && exec sleep 100000";
         let mut holder = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--"])
-            .args([
-                "unshare",
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-            ])
+            .args(["unshare", "--net", "--mount", "--propagation", "private"])
+            .args(if pid_ns {
+                &["--pid", "--fork", "--kill-child", "--mount-proc"][..]
+            } else {
+                &[][..]
+            })
+            .arg("--")
             .args(["sh", "-c", script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -82,8 +94,22 @@ impl Sandbox {
             .read_line(&mut line)
             .expect("read holder readiness");
         assert_eq!(line.trim(), "ready", "sandbox holder failed to start");
-        let pid = holder.id();
-        Sandbox { holder, pid, dir }
+        // With a PID namespace the holder is unshare; the namespaces are its forked child's.
+        let pid = if pid_ns {
+            let id = holder.id();
+            std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+                .ok()
+                .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+                .expect("the sandbox's init")
+        } else {
+            holder.id()
+        };
+        Sandbox {
+            holder,
+            pid,
+            pid_ns,
+            dir,
+        }
     }
 
     /// PID of the holder process (its namespaces are the sandbox's).
@@ -101,7 +127,9 @@ impl Sandbox {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(self.pid.to_string())
-            .args(["--net", "--mount", "--"])
+            .args(["--net", "--mount"])
+            .args(if self.pid_ns { &["--pid"][..] } else { &[][..] })
+            .arg("--")
             .arg(program.as_ref());
         c
     }
@@ -274,6 +302,16 @@ impl Agent {
     /// SIGKILL the agent (crash simulation).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // Entering a PID namespace makes nsenter fork: the agent is its child then.
+            let id = child.id();
+            let comm = std::fs::read_to_string(format!("/proc/{id}/comm")).unwrap_or_default();
+            if comm.trim() == "nsenter" {
+                let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+                    .unwrap_or_default();
+                for pid in children.split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
