@@ -556,3 +556,91 @@ fn garbage_gets_no_answer_and_does_not_hurt() {
         "agent exits cleanly after the abuse"
     );
 }
+
+/// A busybox root filesystem (Debian's busybox-static) under the sandbox's temp dir.
+fn rootfs(sb: &Sandbox) -> String {
+    let root = sb.dir.path().join("rootfs");
+    for d in ["bin", "etc", "tmp", "root"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
+    let st = std::process::Command::new("chroot")
+        .arg(&root)
+        .args(["/bin/busybox", "--install", "-s", "/bin"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "busybox --install");
+    root.display().to_string()
+}
+
+#[test]
+fn containers_resolve_each_other_on_user_networks_only() {
+    let sb = Sandbox::with_pid_namespace();
+    let agent = sb.start_agent(NO_UPSTREAM);
+    let root = rootfs(&sb);
+    warren(
+        &sb,
+        &agent,
+        &["network", "create", "--subnet", "10.72.0.0/24", "app"],
+    );
+    for (name, extra) in [("alpha", vec![]), ("beta", vec!["--network-alias", "svc"])] {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "app"];
+        args.extend(extra);
+        args.extend([root.as_str(), "sleep", "1000"]);
+        warren(&sb, &agent, &args);
+    }
+    // The container's resolv.conf points at the embedded resolver; plain `nslookup beta` works.
+    assert!(
+        warren(&sb, &agent, &["exec", "alpha", "cat", "/etc/resolv.conf"]).contains("127.0.0.11")
+    );
+    let b_ip = warren(
+        &sb,
+        &agent,
+        &["exec", "beta", "ip", "-4", "-o", "addr", "show", "eth0"],
+    );
+    let b_ip = b_ip
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    for name in ["beta", "svc"] {
+        let out = warren(&sb, &agent, &["exec", "alpha", "nslookup", name]);
+        assert!(out.contains(&format!("Address: {b_ip}")), "{name}: {out}");
+    }
+    // Default bridge: no resolution between containers.
+    for name in ["gamma", "delta"] {
+        warren(
+            &sb,
+            &agent,
+            &["run", "-d", "--name", name, &root, "sleep", "1000"],
+        );
+    }
+    let host = agent.host();
+    let out = sb.run(
+        bin("warren"),
+        &[
+            "-H",
+            &host,
+            "exec",
+            "gamma",
+            "nslookup",
+            "-timeout=1",
+            "delta",
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "delta resolved on the default bridge: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Removing a container removes its name at once.
+    warren(&sb, &agent, &["rm", "-f", "beta"]);
+    let out = sb.run(
+        bin("warren"),
+        &["-H", &host, "exec", "alpha", "nslookup", "svc"],
+    );
+    assert!(!out.status.success(), "svc still resolves after rm");
+}

@@ -42,6 +42,11 @@ fn kernel_state(sb: &Sandbox) -> String {
     )
 }
 
+/// Exit codes of the CLI (ErrorKind::exit_code).
+const NOT_FOUND: i32 = 3;
+const CONFLICT: i32 = 4;
+const INVALID: i32 = 5;
+
 /// A bad request: exits with `code`, prints one `warren: …` line containing `needle`, and
 /// leaves namespaces, links and addresses exactly as they were.
 fn expect_failure(sb: &Sandbox, args: &[&str], code: i32, needle: &str) {
@@ -275,70 +280,85 @@ fn bad_input_fails_cleanly_and_changes_nothing() {
     warren_ok(&sb, &["netns", "veth", "a:e0", "b:e1"]);
     let long_name = "n".repeat(256);
 
-    expect_failure(&sb, &["netns", "add", ""], 4, "must not be empty");
-    expect_failure(&sb, &["netns", "add", "x/y"], 4, "must not contain '/'");
+    expect_failure(&sb, &["netns", "add", ""], INVALID, "must not be empty");
+    expect_failure(
+        &sb,
+        &["netns", "add", "x/y"],
+        INVALID,
+        "must not contain '/'",
+    );
     expect_failure(
         &sb,
         &["netns", "add", ".."],
-        4,
+        INVALID,
         "invalid network namespace name",
     );
     expect_failure(
         &sb,
         &["netns", "add", &long_name],
-        4,
+        INVALID,
         "longer than 255 bytes",
     );
-    expect_failure(&sb, &["netns", "add", "a"], 3, "already exists");
-    expect_failure(&sb, &["netns", "del", "ghost"], 2, "not found");
+    expect_failure(&sb, &["netns", "add", "a"], CONFLICT, "already exists");
+    expect_failure(&sb, &["netns", "del", "ghost"], NOT_FOUND, "not found");
     // All names are checked first: "a" survives a typo later in the list.
-    expect_failure(&sb, &["netns", "del", "a", "ghost"], 2, "ghost");
+    expect_failure(&sb, &["netns", "del", "a", "ghost"], NOT_FOUND, "ghost");
     expect_failure(
         &sb,
         &["netns", "veth", "a:sixteen-bytes-xx", "b"],
-        4,
+        INVALID,
         "longer than 15 bytes",
     );
     expect_failure(
         &sb,
         &["netns", "veth", "a:x", "b:y", "--addr", "10.0.0.300/24"],
-        4,
+        INVALID,
         "invalid CIDR",
     );
     expect_failure(
         &sb,
         &["netns", "veth", "a:x", "b:y", "--peer-addr", "10.0.0.1"],
-        4,
+        INVALID,
         "invalid CIDR",
     );
-    expect_failure(&sb, &["netns", "veth", "a:x", "ghost:y"], 2, "not found");
-    expect_failure(&sb, &["netns", "veth", "a:x", "a:x"], 4, "same namespace");
+    expect_failure(
+        &sb,
+        &["netns", "veth", "a:x", "ghost:y"],
+        NOT_FOUND,
+        "not found",
+    );
+    expect_failure(
+        &sb,
+        &["netns", "veth", "a:x", "a:x"],
+        INVALID,
+        "same namespace",
+    );
     // The peer name is taken in b: refused before anything is created in a.
     expect_failure(
         &sb,
         &["netns", "veth", "a:fresh", "b:e1"],
-        3,
+        CONFLICT,
         "e1 already exists",
     );
     expect_failure(
         &sb,
         &["netns", "addr", "a", "e0", "not-a-cidr"],
-        4,
+        INVALID,
         "invalid CIDR",
     );
     expect_failure(
         &sb,
         &["netns", "addr", "a", "nosuch", "10.0.0.1/24"],
-        2,
+        NOT_FOUND,
         "nosuch not found",
     );
     expect_failure(
         &sb,
         &["netns", "exec", "ghost", "--", "true"],
-        2,
+        NOT_FOUND,
         "not found",
     );
-    expect_failure(&sb, &["netns", "up", "ghost"], 2, "not found");
+    expect_failure(&sb, &["netns", "up", "ghost"], NOT_FOUND, "not found");
 }
 
 #[test]

@@ -273,7 +273,13 @@ impl Agent {
         let enable_ipv6 = request.enable_ipv6.unwrap_or(false);
         let ipam_request =
             NetworkRequest::from_docker(pool_requests(&request)?, true, enable_ipv6)?;
-        let host_routes = host_routes().await?;
+        // A NAT-less driver (macvlan) joins an existing LAN, whose subnet the host may well
+        // route on-link already: only subnets Warren routes itself must avoid host routes.
+        let host_routes = if driver.uses_nat() {
+            host_routes().await?
+        } else {
+            Vec::new()
+        };
         let pools = self.user_pools();
         let record_for = |subnets| NetworkRecord {
             id: id.clone(),
@@ -296,7 +302,8 @@ impl Agent {
                 &ipam_request,
                 &pools,
                 &host_routes,
-            )?;
+            )
+            .map_err(|e| self.name_overlap_owner(e))?;
             let record = record_for(subnets);
             let txn = txn
                 .create_json(network_key(&id)?, &record)?
@@ -309,6 +316,29 @@ impl Agent {
         }
         tracing::info!(network = %record.name, id = %record.short_id(), bridge = %record.settings.interface, "network created");
         Ok(record)
+    }
+
+    /// IPAM knows networks by id; an overlap error names the other network as users know it.
+    fn name_overlap_owner(&self, err: ipam::IpamError) -> ipam::IpamError {
+        match err {
+            ipam::IpamError::SubnetOverlap {
+                subnet,
+                other,
+                owner,
+            } => {
+                let owner = self
+                    .networks()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|n| n.id == owner))
+                    .map_or(owner, |n| n.name);
+                ipam::IpamError::SubnetOverlap {
+                    subnet,
+                    other,
+                    owner,
+                }
+            }
+            other => other,
+        }
     }
 
     /// Driver objects and firewall chains of a recorded network; undone together on failure.
@@ -415,10 +445,7 @@ impl Agent {
         } else if target.starts_with('/') {
             (target.to_string(), crate::netns::resolve(target)?)
         } else {
-            return Err(Error::msg(
-                ErrorKind::NotFound,
-                format!("No such container: {target}"),
-            ));
+            return self.container_target(target);
         };
         Ok(Target {
             name,
@@ -434,14 +461,14 @@ impl Agent {
         network_id: &str,
         target: &Target,
     ) -> Result<Option<EndpointRecord>, Error> {
-        for ep in self.endpoints(network_id)? {
-            let same = ep.target.name == target.name
-                || crate::netns::same_namespace(&ep.target.netns, &target.netns).unwrap_or(false);
-            if same {
-                return Ok(Some(ep));
-            }
-        }
-        Ok(None)
+        let key = target_key(network_id, &target.netns_id)?;
+        let Some((endpoint_id, _)) = self.store.get_json::<String>(&key)? else {
+            return Ok(None);
+        };
+        let endpoint = self
+            .store
+            .get_json::<EndpointRecord>(&endpoint_key(network_id, &endpoint_id)?)?;
+        Ok(endpoint.map(|(ep, _)| ep))
     }
 
     /// `POST /networks/{id}/connect`.
@@ -454,13 +481,20 @@ impl Agent {
         let network = self.find_network(id_or_name)?;
         let target = self.resolve_target(&request.container)?;
         if let Some(ep) = self.endpoint_of(&network.id, &target)? {
-            return Err(Error::msg(
-                ErrorKind::Conflict,
-                format!(
-                    "endpoint for {} already exists in network {} ({})",
-                    target.name, network.name, ep.ifname
-                ),
-            ));
+            // The kernel reuses a dead namespace's inode; an endpoint whose own path no longer
+            // leads to that namespace belongs to a namespace deleted behind our back.
+            let alive = namespace_id(&ep.target.netns).is_ok_and(|id| id == ep.target.netns_id);
+            if alive {
+                return Err(Error::msg(
+                    ErrorKind::Conflict,
+                    format!(
+                        "endpoint for {} already exists in network {} ({})",
+                        target.name, network.name, ep.ifname
+                    ),
+                ));
+            }
+            tracing::info!(network = %network.name, target = %ep.target.name, "removing the endpoint of a vanished namespace");
+            self.detach_endpoint(&network, &ep).await?;
         }
         let settings = request.endpoint_config.unwrap_or_default();
         for alias in &settings.aliases {
@@ -494,6 +528,7 @@ impl Agent {
             }
         }
         let driver = self.driver(&network.driver)?;
+        driver.check_attach(&network.driver_config(), self.endpoints(&network.id)?.len())?;
         let port_specs = request
             .publish
             .iter()
@@ -505,9 +540,12 @@ impl Agent {
                 "ports cannot be published on network {} ({})",
                 network.name,
                 if network.internal {
-                    "internal network"
+                    "internal network".to_string()
                 } else {
-                    "driver without NAT"
+                    format!(
+                        "the {} driver has no NAT; reach endpoints at their own addresses",
+                        driver.name()
+                    )
                 }
             )));
         }
@@ -681,9 +719,7 @@ impl Agent {
                 ),
             )
         })?;
-        let detached = self.detach_endpoint(&network, &endpoint).await;
-        self.refresh_dns().await;
-        detached
+        self.detach_endpoint(&network, &endpoint).await
     }
 
     /// Remove an endpoint from the kernel, the firewall and the store; keeps going on failure.
@@ -707,6 +743,8 @@ impl Agent {
                 .await,
         );
         teardown.note("remove record", self.forget_endpoint(endpoint));
+        // Before the caller may delete the namespace: our listener there would keep it alive.
+        self.refresh_dns().await;
         tracing::debug!(network = %network.name, target = %endpoint.target.name, "endpoint detached");
         teardown.finish(&format!(
             "disconnect {} from {}",
@@ -714,18 +752,21 @@ impl Agent {
         ))
     }
 
-    /// User-network pools: daemon.json `default-address-pools` or Docker's defaults.
-    pub(super) fn user_pools(&self) -> Vec<ipam::AddressPool> {
-        let configured: Vec<ipam::AddressPool> = self
-            .config
+    /// daemon.json `default-address-pools`, as IPAM pools.
+    pub(super) fn configured_pools(&self) -> Vec<ipam::AddressPool> {
+        self.config
             .default_address_pools
             .iter()
             .map(|p| ipam::AddressPool {
                 base: p.base,
                 size: p.size,
             })
-            .collect();
-        ipam::user_network_pools(&configured)
+            .collect()
+    }
+
+    /// User-network pools: the configured ones or Docker's defaults.
+    pub(super) fn user_pools(&self) -> Vec<ipam::AddressPool> {
+        ipam::user_network_pools(&self.configured_pools())
     }
 }
 

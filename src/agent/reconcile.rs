@@ -7,6 +7,7 @@
 //! record explains. It never touches objects it does not own.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::records::*;
@@ -27,7 +28,13 @@ const VETH_PREFIX: &str = "wv";
 
 impl Agent {
     /// Bring the kernel in line with the records. Called once, before the API is served.
-    pub async fn reconcile(&self) -> Result<(), Error> {
+    pub async fn reconcile(self: &Arc<Self>) -> Result<(), Error> {
+        self.reconcile_networks().await?;
+        // Containers after networks: their endpoints are restored by then.
+        self.reconcile_containers().await
+    }
+
+    async fn reconcile_networks(&self) -> Result<(), Error> {
         let _guard = self.mutations.lock().await;
         self.ensure_default_network().await?;
         let mut policies = Vec::new();
@@ -49,8 +56,17 @@ impl Agent {
                     continue;
                 }
                 if let Some(veth) = &endpoint.host_ifname {
-                    if Netlink::current()?.link_index(veth).await?.is_none() {
-                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing endpoint");
+                    // A veth whose bridge was deleted (and re-created above) survives as a
+                    // stray link on no bridge: it is re-wired like a missing one.
+                    let nl = Netlink::current()?;
+                    let bridge = nl.link_index(&network.settings.interface).await?;
+                    let wired = nl
+                        .link(veth)
+                        .await?
+                        .is_some_and(|link| bridge.is_some() && link.master == bridge);
+                    if !wired {
+                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing or detached endpoint");
+                        let _ = driver.detach(&config, &ep_config).await;
                         if let Err(e) = driver.attach(&config, &ep_config).await {
                             tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
                         }
@@ -110,16 +126,7 @@ impl Agent {
             ipv4: vec![ipam::default_bridge_request(bip, fixed_cidr)?],
             ipv6: Vec::new(),
         };
-        let configured: Vec<ipam::AddressPool> = self
-            .config
-            .default_address_pools
-            .iter()
-            .map(|p| ipam::AddressPool {
-                base: p.base,
-                size: p.size,
-            })
-            .collect();
-        let pools = ipam::default_bridge_pools(&configured);
+        let pools = ipam::default_bridge_pools(&self.configured_pools());
         let host_routes = super::networks::host_routes().await?;
         let id = random_id();
         let mtu = self.config.mtu.unwrap_or(1500);
@@ -156,6 +163,7 @@ impl Agent {
                     icc: true,
                     masquerade: true,
                     host_binding_ipv4: None,
+                    macvlan: None,
                 },
             };
             let txn = txn

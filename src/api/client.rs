@@ -94,7 +94,12 @@ impl Client {
         &self.host
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+    async fn connect<B>(&self) -> Result<SendRequest<B>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let connect_err = |e: std::io::Error| ClientError::Connect {
             host: self.host.to_string(),
             reason: e.to_string(),
@@ -142,9 +147,12 @@ impl Client {
         }
     }
 
-    async fn handshake<IO>(&self, io: IO) -> Result<SendRequest<Full<Bytes>>, ClientError>
+    async fn handshake<IO, B>(&self, io: IO) -> Result<SendRequest<B>, ClientError>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -204,6 +212,59 @@ impl Client {
         Ok(Answer { status, body })
     }
 
+    /// Send one request on a connection of its own and return as soon as the headers are
+    /// in (wait, logs -f, attach, exec start): the body then streams, or — after a `101` —
+    /// the connection is upgraded (`hyper::upgrade::on`). Non-2xx answers become errors.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        upgrade: bool,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let mut sender = self.connect().await?;
+        let transport = |source| ClientError::Transport {
+            method: method.clone(),
+            path: path.to_string(),
+            source,
+        };
+        sender.ready().await.map_err(transport)?;
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(format!("/v{API_VERSION}{path}"))
+            .header("host", "warren")
+            .header(
+                "user-agent",
+                concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        if upgrade {
+            builder = builder
+                .header("connection", "Upgrade")
+                .header("upgrade", "tcp");
+        }
+        let request = builder
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("request parts are valid");
+        let response = sender.send_request(request).await.map_err(transport)?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(response);
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        Err(ClientError::Api {
+            status,
+            message: error_message(status, &body),
+        })
+    }
+
     /// Send and turn non-2xx answers into [`ClientError::Api`].
     pub async fn call(
         &self,
@@ -240,6 +301,57 @@ impl Client {
     pub async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ClientError> {
         let bytes = serde_json::to_vec(body).expect("request types serialize");
         self.call(Method::POST, path, Some(bytes)).await.map(drop)
+    }
+
+    /// POST a streamed body (a tarball read from a file or stdin, sent chunked) on a
+    /// connection of its own, and read the whole answer; non-2xx becomes [`ClientError::Api`].
+    pub async fn post_stream<S>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: S,
+    ) -> Result<Bytes, ClientError>
+    where
+        S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        use futures::StreamExt;
+        type Streamed = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+        let mut sender = self.connect::<Streamed>().await?;
+        let transport = |source| ClientError::Transport {
+            method: Method::POST,
+            path: path.to_string(),
+            source,
+        };
+        sender.ready().await.map_err(transport)?;
+        let frames = body.map(|chunk| chunk.map(hyper::body::Frame::data));
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v{API_VERSION}{path}"))
+            .header("host", "warren")
+            .header(
+                "user-agent",
+                concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("content-type", content_type)
+            .body(BodyExt::boxed_unsync(http_body_util::StreamBody::new(
+                frames,
+            )))
+            .expect("request parts are valid");
+        let response = sender.send_request(request).await.map_err(transport)?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(ClientError::Api {
+            status,
+            message: error_message(status, &body),
+        })
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), ClientError> {

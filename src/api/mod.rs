@@ -3,9 +3,11 @@
 //! the `warren` CLI uses.
 
 pub mod client;
+pub mod containers;
 pub mod error;
 pub mod filters;
 pub mod host;
+pub mod images;
 pub mod networks;
 pub mod server;
 pub mod system;

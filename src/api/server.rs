@@ -20,7 +20,7 @@ use crate::agent::config::TlsFiles;
 use crate::agent::Agent;
 use crate::api::error::ApiError;
 use crate::api::host::HostAddr;
-use crate::api::{networks, system, tls, API_VERSION, MIN_API_VERSION};
+use crate::api::{containers, images, networks, system, tls, API_VERSION, MIN_API_VERSION};
 use crate::error::{ErrorKind, HasKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +157,8 @@ pub fn router(agent: Arc<Agent>) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(networks::routes())
+        .merge(containers::routes())
+        .merge(images::routes())
         .fallback(|| async { ApiError::new(ErrorKind::NotFound, "page not found") })
         .with_state(agent)
 }

@@ -199,7 +199,7 @@ pub fn system_info(agent: &Agent) -> SystemInfo {
         containers_running: 0,
         containers_paused: 0,
         containers_stopped: 0,
-        images: 0,
+        images: agent.images.list().len() as u64,
         plugins: Plugins {
             network: agent.network_drivers(),
             ..Plugins::default()

@@ -1,7 +1,9 @@
 //! The `warren` command line. Commands that need the agent talk to it through
 //! [`crate::api::client`]; the `netns` verbs work without it, like `ip netns`.
 
+pub mod container;
 pub mod daemon;
+pub mod image;
 pub mod netns;
 pub mod network;
 pub mod output;
@@ -71,6 +73,30 @@ pub enum Command {
     Netns(netns::NetnsArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
     Network(network::NetworkArgs),
+    /// Create a container (it starts with `warren start`)
+    Create(container::CreateArgs),
+    /// Create and start a container; without -d, print its output and exit with its code
+    Run(container::RunArgs),
+    /// Start created or stopped containers
+    Start(container::NamesArgs),
+    /// List containers
+    Ps(container::PsArgs),
+    /// Stop containers (SIGTERM, then SIGKILL after -t seconds)
+    Stop(container::StopArgs),
+    /// Send a signal to containers
+    Kill(container::KillArgs),
+    /// Remove containers
+    Rm(container::RmArgs),
+    /// Show a container's output
+    Logs(container::LogsArgs),
+    /// Run a command in a running container
+    Exec(container::ExecArgs),
+    /// Show containers in detail (JSON)
+    Inspect(container::NamesArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait(container::NamesArgs),
+    /// Manage images (import, load, ls, inspect, tag, rm)
+    Image(image::ImageArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         #[arg(value_enum)]
@@ -112,6 +138,18 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         Command::Version(args) => block_on(system::version(global, &args)),
         Command::Info(args) => block_on(system::info(global, &args)),
         Command::Network(args) => block_on(network::run(global, &args)),
+        Command::Create(args) => block_on(container::create_cmd(global, &args)),
+        Command::Run(args) => block_on(container::run_cmd(global, &args)),
+        Command::Start(args) => block_on(container::start_cmd(global, &args)),
+        Command::Ps(args) => block_on(container::ps_cmd(global, &args)),
+        Command::Stop(args) => block_on(container::stop_cmd(global, &args)),
+        Command::Kill(args) => block_on(container::kill_cmd(global, &args)),
+        Command::Rm(args) => block_on(container::rm_cmd(global, &args)),
+        Command::Logs(args) => block_on(container::logs_cmd(global, &args)),
+        Command::Exec(args) => block_on(container::exec_cmd(global, &args)),
+        Command::Inspect(args) => block_on(container::inspect_cmd(global, &args)),
+        Command::Wait(args) => block_on(container::wait_cmd(global, &args)),
+        Command::Image(args) => block_on(image::run(global, &args)),
     }
 }
 

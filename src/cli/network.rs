@@ -325,41 +325,31 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
         }
         NetworkCommand::Inspect { networks } => {
             let mut found = Vec::new();
-            let mut first_error = None;
+            let mut failed = Failures::default();
             for name in networks {
                 match client
                     .get::<NetworkResource>(&format!("/networks/{}", encode_query(name)))
                     .await
                 {
                     Ok(n) => found.push(n),
-                    Err(e) => {
-                        eprintln!("warren: {e}");
-                        first_error.get_or_insert(Error::from(e));
-                    }
+                    Err(e) => failed.add(e.into()),
                 }
             }
             print_json(&found);
-            if let Some(e) = first_error {
-                return Err(e);
-            }
+            failed.finish()?;
         }
         NetworkCommand::Rm { networks } => {
-            let mut first_error = None;
+            let mut failed = Failures::default();
             for name in networks {
                 match client
                     .delete(&format!("/networks/{}", encode_query(name)))
                     .await
                 {
                     Ok(()) => println!("{name}"),
-                    Err(e) => {
-                        eprintln!("warren: {e}");
-                        first_error.get_or_insert(Error::from(e));
-                    }
+                    Err(e) => failed.add(e.into()),
                 }
             }
-            if let Some(e) = first_error {
-                return Err(e);
-            }
+            failed.finish()?;
         }
         NetworkCommand::Prune { force, filters } => {
             if !force
@@ -413,6 +403,23 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Errors of a verb applied to several names: each is printed once, in order. The last one is
+/// returned rather than printed, so `main` prints it and exits with its kind's code.
+#[derive(Debug, Default)]
+struct Failures(Option<Error>);
+
+impl Failures {
+    fn add(&mut self, err: Error) {
+        if let Some(previous) = self.0.replace(err) {
+            eprintln!("warren: {previous}");
+        }
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        self.0.map_or(Ok(()), Err)
+    }
 }
 
 fn confirm(warning: &str) -> Result<bool, Error> {

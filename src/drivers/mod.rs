@@ -33,6 +33,9 @@ pub struct NetworkSettings {
     pub masquerade: bool,
     /// Default host address published ports bind to (None: all addresses).
     pub host_binding_ipv4: Option<Ipv4Addr>,
+    /// macvlan networks: mode and parent (absent in records written before macvlan existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macvlan: Option<macvlan::MacvlanSettings>,
 }
 
 /// What a driver needs to know to build or remove a network.
@@ -82,6 +85,14 @@ pub enum DriverError {
     Unsupported(String),
     #[error("interface {name} already exists and is not a bridge")]
     InterfaceClash { name: String },
+    #[error("parent interface {parent} does not exist")]
+    ParentMissing { parent: String },
+    #[error("parent interface {parent} is down; bring it up first (ip link set {parent} up)")]
+    ParentDown { parent: String },
+    #[error("cannot create VLAN sub-interface {parent}: this kernel has no 802.1Q support (8021q module); load it, or create {parent} yourself")]
+    VlanUnsupported { parent: String },
+    #[error("network {network} is in passthru mode and already has its one endpoint (passthru gives the whole parent {parent} to a single macvlan)")]
+    PassthruInUse { network: String, parent: String },
     // Sources are boxed: kernel errors carry names and paths, and errors travel far.
     #[error("{action}")]
     Netlink {
@@ -121,7 +132,11 @@ impl HasKind for DriverError {
             DriverError::UnknownOption { .. }
             | DriverError::InvalidOption { .. }
             | DriverError::Unsupported(_) => ErrorKind::Invalid,
-            DriverError::InterfaceClash { .. } => ErrorKind::Conflict,
+            DriverError::InterfaceClash { .. }
+            | DriverError::ParentDown { .. }
+            | DriverError::PassthruInUse { .. } => ErrorKind::Conflict,
+            DriverError::ParentMissing { .. } => ErrorKind::NotFound,
+            DriverError::VlanUnsupported { .. } => ErrorKind::Unavailable,
             DriverError::Netlink { source, .. } => source.kind(),
             DriverError::Netns { source, .. } => source.kind(),
         }
@@ -163,6 +178,12 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         network: &NetworkConfig,
         endpoint: &EndpointConfig,
     ) -> Result<(), DriverError>;
+
+    /// Refuse one more endpoint before anything is reserved or created (`endpoints`: how many
+    /// the network has now). Most drivers take any number.
+    fn check_attach(&self, _network: &NetworkConfig, _endpoints: usize) -> Result<(), DriverError> {
+        Ok(())
+    }
 
     /// True when the driver's endpoints go through Warren's NAT (masquerade, published ports).
     fn uses_nat(&self) -> bool {

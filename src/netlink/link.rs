@@ -24,6 +24,10 @@ pub struct LinkInfo {
     /// Index of the bridge (or other controller) this link is enslaved to.
     pub master: Option<u32>,
     pub mtu: u32,
+    /// `IFLA_LINK`: the lower device of a stacked link (vlan, macvlan) or a veth's peer.
+    pub link: Option<u32>,
+    /// `IFLA_IFALIAS`, free text; Warren marks links it made for a network this way.
+    pub alias: Option<String>,
 }
 
 impl LinkInfo {
@@ -36,6 +40,8 @@ impl LinkInfo {
             up: msg.header.flags.contains(LinkFlags::Up),
             master: None,
             mtu: 0,
+            link: None,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -43,6 +49,10 @@ impl LinkInfo {
                 LinkAttribute::Address(mac) => info.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
                 LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
                 LinkAttribute::Controller(master) if *master != 0 => info.master = Some(*master),
+                LinkAttribute::Link(link) if *link != 0 => info.link = Some(*link),
+                LinkAttribute::IfAlias(alias) if !alias.is_empty() => {
+                    info.alias = Some(alias.clone())
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     info.kind = infos.iter().find_map(|i| match i {
                         NlLinkInfo::Kind(kind) => Some(kind.to_string()),
@@ -70,6 +80,10 @@ pub struct VethSpec<'fd> {
     /// MTU of both ends.
     pub mtu: Option<u32>,
     pub peer_mac: Option<[u8; 6]>,
+    /// Bring the host end up in the creating request. A caller that wants to adjust the host
+    /// end first (e.g. disable IPv6 on it, so the kernel never adds its per-device IPv6
+    /// routes) leaves it down and calls [`Netlink::set_up`] itself.
+    pub host_up: bool,
 }
 
 impl<'fd> VethSpec<'fd> {
@@ -82,6 +96,7 @@ impl<'fd> VethSpec<'fd> {
             master: None,
             mtu: None,
             peer_mac: None,
+            host_up: true,
         }
     }
 }
@@ -191,8 +206,10 @@ impl Netlink {
         }
         let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(spec.host_name.clone())
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
-            .up();
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+        if spec.host_up {
+            host = host.up();
+        }
         if let Some(mtu) = spec.mtu {
             host = host.mtu(mtu);
         }
@@ -236,6 +253,26 @@ impl Netlink {
         }
     }
 
+    /// Delete the link with this index (for a veth, both ends go). `false` if it did not exist.
+    /// Unlike a name, an index is never reused for another link soon after, so a deletion
+    /// queued for later cannot hit a new link that took the old one's name.
+    pub async fn delete_link_index(&self, index: u32) -> Result<bool, NetlinkError> {
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                let source = RequestError::from(e);
+                if matches!(source.errno(), Some(Errno::ENODEV | Errno::ENOENT)) {
+                    Ok(false)
+                } else {
+                    Err(NetlinkError::DeleteLink {
+                        name: format!("#{index}"),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
     /// Bring a link up (a no-op if it already is).
     pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
         self.handle
@@ -245,6 +282,27 @@ impl Netlink {
             .await
             .map_err(|e| NetlinkError::SetUp {
                 index,
+                source: e.into(),
+            })
+    }
+
+    /// Take a link out of service under another name: down (its routes go with it) and
+    /// renamed, so its old name is free at once while the kernel object lingers until deleted.
+    pub async fn hide(&self, index: u32, new_name: &str) -> Result<(), NetlinkError> {
+        validate_ifname(new_name)?;
+        self.handle
+            .link()
+            .change(
+                LinkUnspec::new_with_index(index)
+                    .down()
+                    .name(new_name.to_owned())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::Hide {
+                index,
+                name: new_name.to_owned(),
                 source: e.into(),
             })
     }

@@ -8,6 +8,7 @@
 
 mod addr;
 mod link;
+mod stacked;
 
 use std::io;
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use crate::error::{ErrorKind, HasKind};
 use crate::netns::{self, NetnsError};
 
 pub use link::{LinkInfo, VethSpec};
+pub use stacked::{macvlan_message, vlan_message, MacvlanSpec, VlanSpec, VLAN_ID_RANGE};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;
@@ -96,6 +98,20 @@ pub enum NetlinkError {
         #[source]
         source: RequestError,
     },
+    #[error("create macvlan {name} on link {lower}")]
+    CreateMacvlan {
+        name: String,
+        lower: u32,
+        #[source]
+        source: RequestError,
+    },
+    #[error("create vlan {name} (id {vlan_id})")]
+    CreateVlan {
+        name: String,
+        vlan_id: u16,
+        #[source]
+        source: RequestError,
+    },
     #[error("delete link {name}")]
     DeleteLink {
         name: String,
@@ -105,6 +121,13 @@ pub enum NetlinkError {
     #[error("set link {index} up")]
     SetUp {
         index: u32,
+        #[source]
+        source: RequestError,
+    },
+    #[error("take link {index} down and rename it {name}")]
+    Hide {
+        index: u32,
+        name: String,
         #[source]
         source: RequestError,
     },
@@ -166,8 +189,11 @@ impl NetlinkError {
             | NetlinkError::ListLinks { source }
             | NetlinkError::CreateBridge { source, .. }
             | NetlinkError::CreateVeth { source, .. }
+            | NetlinkError::CreateMacvlan { source, .. }
+            | NetlinkError::CreateVlan { source, .. }
             | NetlinkError::DeleteLink { source, .. }
             | NetlinkError::SetUp { source, .. }
+            | NetlinkError::Hide { source, .. }
             | NetlinkError::SetMtu { source, .. }
             | NetlinkError::SetHairpin { source, .. }
             | NetlinkError::AddAddress { source, .. }

@@ -44,12 +44,25 @@ pub fn bin(name: &str) -> PathBuf {
 pub struct Sandbox {
     holder: Child,
     pid: u32,
+    /// The sandbox has its own PID namespace too (see [`Sandbox::with_pid_namespace`]).
+    pid_ns: bool,
     /// A temporary directory on the real filesystem for data/exec roots and scratch files.
     pub dir: tempfile::TempDir,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        Sandbox::build(false)
+    }
+
+    /// A sandbox with its own PID namespace as well, for tests that start containers: their
+    /// shims deliberately outlive the agent, and here they die with the sandbox (the PID
+    /// namespace's init is killed with the holder) instead of lingering on the real host.
+    pub fn with_pid_namespace() -> Sandbox {
+        Sandbox::build(true)
+    }
+
+    fn build(pid_ns: bool) -> Sandbox {
         require_root();
         // /run/netns must exist as a mount point target; an empty directory is harmless.
         std::fs::create_dir_all("/run/netns").expect("create /run/netns");
@@ -63,14 +76,13 @@ impl Sandbox {
                       ip link set lo up && echo ready && exec sleep 100000";
         let mut holder = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--"])
-            .args([
-                "unshare",
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "--",
-            ])
+            .args(["unshare", "--net", "--mount", "--propagation", "private"])
+            .args(if pid_ns {
+                &["--pid", "--fork", "--kill-child", "--mount-proc"][..]
+            } else {
+                &[][..]
+            })
+            .arg("--")
             .args(["sh", "-c", script])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -82,8 +94,22 @@ impl Sandbox {
             .read_line(&mut line)
             .expect("read holder readiness");
         assert_eq!(line.trim(), "ready", "sandbox holder failed to start");
-        let pid = holder.id();
-        Sandbox { holder, pid, dir }
+        // With a PID namespace the holder is unshare; the namespaces are its forked child's.
+        let pid = if pid_ns {
+            let id = holder.id();
+            std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+                .ok()
+                .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+                .expect("the sandbox's init")
+        } else {
+            holder.id()
+        };
+        Sandbox {
+            holder,
+            pid,
+            pid_ns,
+            dir,
+        }
     }
 
     /// PID of the holder process (its namespaces are the sandbox's).
@@ -101,7 +127,9 @@ impl Sandbox {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(self.pid.to_string())
-            .args(["--net", "--mount", "--"])
+            .args(["--net", "--mount"])
+            .args(if self.pid_ns { &["--pid"][..] } else { &[][..] })
+            .arg("--")
             .arg(program.as_ref());
         c
     }
@@ -135,8 +163,15 @@ impl Sandbox {
         self.ok("sh", &["-c", script])
     }
 
-    /// Start `warrend` inside the sandbox with its own roots and socket.
+    /// Start `warrend` inside the sandbox with its own roots and socket; returns once it serves.
     pub fn start_agent(&self, extra_args: &[&str]) -> Agent {
+        let mut agent = self.spawn_agent(extra_args);
+        agent.wait_ready();
+        agent
+    }
+
+    /// Launch `warrend` like [`Sandbox::start_agent`] without waiting for it to serve.
+    pub fn spawn_agent(&self, extra_args: &[&str]) -> Agent {
         let data_root = self.dir.path().join("data");
         let exec_root = self.dir.path().join("run");
         let socket = exec_root.join("warren.sock");
@@ -150,8 +185,11 @@ impl Sandbox {
             .append(true)
             .open(&log)
             .expect("agent log");
-        let mut cmd = self.cmd(bin("warrend"));
-        cmd.arg("--config-file")
+        // pdeathsig: the agent dies with the test even when the test process is killed.
+        let mut cmd = self.cmd("setpriv");
+        cmd.args(["--pdeathsig", "KILL", "--"])
+            .arg(bin("warrend"))
+            .arg("--config-file")
             .arg(&config_file)
             .arg("--data-root")
             .arg(&data_root)
@@ -165,13 +203,11 @@ impl Sandbox {
             .stdout(log_file.try_clone().expect("dup log"))
             .stderr(log_file);
         let child = cmd.spawn().expect("spawn warrend");
-        let agent = Agent {
+        Agent {
             child: Some(child),
             socket,
             log,
-        };
-        agent.wait_ready();
-        agent
+        }
     }
 }
 
@@ -194,19 +230,48 @@ impl Agent {
         format!("unix://{}", self.socket.display())
     }
 
-    fn wait_ready(&self) {
+    /// Wait until the agent answers `GET /_ping`. A successful connect alone proves nothing: a
+    /// child process the previous (killed) agent was forking can briefly hold its listening
+    /// socket, and the agent binds before it has opened its store and reconciled.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "warrend exited ({status}) before serving {}; log:\n{}",
+                    self.socket.display(),
+                    self.log_text()
+                );
+            }
+            if self.pings() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!(
-            "warrend did not start listening on {}; log:\n{}",
+            "warrend does not answer on {}; log:\n{}",
             self.socket.display(),
             self.log_text()
         );
+    }
+
+    /// One `GET /_ping` over the socket; true when it answered 200 OK.
+    fn pings(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+        if stream
+            .write_all(b"GET /_ping HTTP/1.1\r\nHost: warren\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        reply.starts_with("HTTP/1.1 200")
     }
 
     pub fn log_text(&self) -> String {
@@ -216,6 +281,13 @@ impl Agent {
     /// The agent's PID as seen from the root namespace (nsenter execs, so it is the agent).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The agent's exit status if it has exited (None while it runs).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Stop with SIGTERM and wait; returns the exit status.
@@ -230,6 +302,16 @@ impl Agent {
     /// SIGKILL the agent (crash simulation).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // Entering a PID namespace makes nsenter fork: the agent is its child then.
+            let id = child.id();
+            let comm = std::fs::read_to_string(format!("/proc/{id}/comm")).unwrap_or_default();
+            if comm.trim() == "nsenter" {
+                let children = std::fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+                    .unwrap_or_default();
+                for pid in children.split_whitespace() {
+                    let _ = Command::new("kill").args(["-KILL", pid]).status();
+                }
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -242,5 +324,146 @@ impl Drop for Agent {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Agent {
+    /// SIGTERM the agent and start a new one on the same roots (see [`Sandbox::start_agent`]).
+    pub fn restart(&mut self, sb: &Sandbox) {
+        let status = self.stop();
+        assert!(
+            status.success(),
+            "warrend exited with {status} on SIGTERM; log:\n{}",
+            self.log_text()
+        );
+        *self = sb.start_agent(&[]);
+    }
+}
+
+/// What an API call answered: HTTP status and the body (JSON `null` when empty, a JSON string
+/// when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// Docker's error message (`{"message": …}`), or "" for a reply without one.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or("")
+    }
+}
+
+/// Percent-encode a query value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Sandbox {
+    /// `warren -H <agent> ARGS` inside the sandbox.
+    pub fn warren(&self, agent: &Agent, args: &[&str]) -> Output {
+        self.cmd(bin("warren"))
+            .arg("-H")
+            .arg(agent.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn warren")
+    }
+
+    /// Like [`Sandbox::warren`], panicking unless it succeeds; returns stdout.
+    pub fn warren_ok(&self, agent: &Agent, args: &[&str]) -> String {
+        let out = self.warren(agent, args);
+        assert!(
+            out.status.success(),
+            "warren {} failed ({}):\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A raw HTTP request to the agent's socket with curl; `body` is sent byte for byte.
+    pub fn api(&self, agent: &Agent, method: &str, path: &str, body: Option<&str>) -> Reply {
+        use std::io::Write;
+        let mut cmd = self.cmd("curl");
+        cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(&agent.socket)
+            .arg(format!("http://warren{path}"));
+        if body.is_some() {
+            cmd.args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                "@-",
+            ]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn curl");
+        let mut stdin = child.stdin.take().expect("curl stdin");
+        stdin
+            .write_all(body.unwrap_or("").as_bytes())
+            .expect("write request body");
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait for curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "curl {method} {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (body, status) = text.rsplit_once('\n').expect("curl printed the status");
+        let status = status.trim().parse().expect("numeric HTTP status");
+        let body = if body.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or_else(|_| serde_json::Value::String(body.into()))
+        };
+        Reply { status, body }
+    }
+
+    /// `GET path`, insisting on 200; returns the JSON body.
+    pub fn get_json(&self, agent: &Agent, path: &str) -> serde_json::Value {
+        let reply = self.api(agent, "GET", path, None);
+        assert_eq!(reply.status, 200, "GET {path}: {reply:?}");
+        reply.body
+    }
+
+    /// Create a named network namespace (pinned under the sandbox's private /run/netns).
+    pub fn netns_add(&self, name: &str) {
+        self.ok("ip", &["netns", "add", name]);
+    }
+
+    /// Run a command inside a named namespace of the sandbox.
+    pub fn in_ns(&self, ns: &str, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", ns];
+        all.extend_from_slice(args);
+        self.run("ip", &all)
+    }
+
+    /// Pings from `ns` to `addr` until one is answered, at most `tries` (1 s each).
+    pub fn ping_within(&self, ns: &str, addr: &str, tries: u32) -> bool {
+        (0..tries).any(|_| self.ping(ns, addr))
+    }
+
+    /// One ping from namespace `ns` to `addr` (1 s timeout); true when it got an answer.
+    pub fn ping(&self, ns: &str, addr: &str) -> bool {
+        self.in_ns(ns, &["ping", "-c", "1", "-W", "1", addr])
+            .status
+            .success()
     }
 }

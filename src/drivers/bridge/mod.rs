@@ -32,7 +32,10 @@ const KNOWN_OPTIONS: [&str; 5] = [
 pub const DEFAULT_BRIDGE: &str = "warren0";
 
 #[derive(Debug, Default)]
-pub struct BridgeDriver;
+pub struct BridgeDriver {
+    /// Deletes detached veths in the background (started on first use; see `detach`).
+    reaper: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<u32>>,
+}
 
 /// `br-` plus the first 12 hex digits of the network id, as Docker names user bridges.
 pub fn default_bridge_name(network_id: &str) -> String {
@@ -42,6 +45,12 @@ pub fn default_bridge_name(network_id: &str) -> String {
 /// The host end of an endpoint's veth: `wv` plus 10 hex digits of the endpoint id (≤ 15 bytes).
 pub fn host_veth_name(endpoint_id: &str) -> String {
     format!("wv{}", &endpoint_id[..endpoint_id.len().min(10)])
+}
+
+/// A name to hide a detached container end under until its pair is deleted: `wd` plus
+/// random hex, so an endpoint detached twice (re-wired, then removed) never clashes.
+fn hidden_name() -> String {
+    format!("wd{}", &crate::agent::random_id()[..10])
 }
 
 #[async_trait::async_trait]
@@ -110,6 +119,7 @@ impl Driver for BridgeDriver {
             icc,
             masquerade,
             host_binding_ipv4,
+            macvlan: None,
         })
     }
 
@@ -193,14 +203,50 @@ impl Driver for BridgeDriver {
             master: Some(master),
             mtu: network.settings.mtu,
             peer_mac: parse_mac(&endpoint.mac),
+            host_up: false,
         };
-        host.create_veth(&spec)
-            .await
-            .map_err(DriverError::netlink(format!(
-                "create veth {host_name} <-> {}",
-                endpoint.ifname
-            )))?;
-        if let Err(e) = configure_inside(endpoint).await {
+        let port = match host.create_veth(&spec).await {
+            // The endpoint's previous pair, detached and still waiting for the reaper (a
+            // re-wire at start-up): remove it now and create the new one.
+            Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST) => {
+                host.delete_link(&host_name)
+                    .await
+                    .map_err(DriverError::netlink(format!(
+                        "delete stale veth {host_name}"
+                    )))?;
+                host.create_veth(&spec).await
+            }
+            created => created,
+        }
+        .map_err(DriverError::netlink(format!(
+            "create veth {host_name} <-> {}",
+            endpoint.ifname
+        )))?;
+        // Hairpin: a container reaching its own published port through a host address is
+        // DNATed back to itself; with br_netfilter active the bridge sees that frame leave by
+        // the port it arrived on and drops it unless the port may hairpin (Docker does the same).
+        let wired = async {
+            // A bridge port needs no IPv6 of its own. Disabled before the port comes up, the
+            // kernel never adds its per-device IPv6 routes, which otherwise pile up (three per
+            // port) and slow every later link change down.
+            netns::sysctl_set(
+                None,
+                &format!("net.ipv6.conf.{host_name}.disable_ipv6"),
+                "1",
+            )
+            .map_err(DriverError::netns(format!("disable IPv6 on {host_name}")))?;
+            host.set_bridge_port_hairpin(port, true)
+                .await
+                .map_err(DriverError::netlink(format!(
+                    "enable hairpin on {host_name}"
+                )))?;
+            host.set_up(port)
+                .await
+                .map_err(DriverError::netlink(format!("bring {host_name} up")))?;
+            configure_inside(endpoint).await
+        }
+        .await;
+        if let Err(e) = wired {
             // Deleting the host end removes the peer too: no half-wired endpoint stays behind.
             let _ = host.delete_link(&host_name).await;
             return Err(e);
@@ -208,6 +254,12 @@ impl Driver for BridgeDriver {
         Ok(())
     }
 
+    /// Deleting a veth pair costs the kernel ~20 ms (it waits for RCU grace periods), far more
+    /// than everything else a detach does. So the endpoint is taken out of service at once —
+    /// its container end loses its addresses, goes down (taking its routes) and is renamed
+    /// out of the way, freeing
+    /// `ethN` — and the pair is deleted by a background task. The caller releases the record
+    /// and address; a pair left by a crash is an orphan `wv*` link, removed at the next start.
     async fn detach(
         &self,
         _network: &NetworkConfig,
@@ -217,15 +269,71 @@ impl Driver for BridgeDriver {
             .host_ifname
             .clone()
             .unwrap_or_else(|| host_veth_name(&endpoint.id));
+        if endpoint.netns.exists() {
+            let inside = Netlink::in_netns(&endpoint.netns)
+                .await
+                .map_err(DriverError::netlink(format!(
+                    "enter {}",
+                    endpoint.netns.display()
+                )))?;
+            let ifname = &endpoint.ifname;
+            let index = inside
+                .link_index(ifname)
+                .await
+                .map_err(DriverError::netlink(format!("look up {ifname}")))?;
+            if let Some(index) = index {
+                // Addresses go first so the namespace stops using them at once.
+                for addr in &endpoint.addresses {
+                    inside
+                        .del_address(index, *addr)
+                        .await
+                        .map_err(DriverError::netlink(format!("remove {addr} from {ifname}")))?;
+                }
+                inside
+                    .hide(index, &hidden_name())
+                    .await
+                    .map_err(DriverError::netlink(format!(
+                        "take {ifname} out of service"
+                    )))?;
+            }
+        }
         let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
-        host.delete_link(&host_name)
+        if let Some(index) = host
+            .link_index(&host_name)
             .await
-            .map_err(DriverError::netlink(format!("delete veth {host_name}")))?;
+            .map_err(DriverError::netlink(format!("look up {host_name}")))?
+        {
+            self.delete_later(index);
+        }
         Ok(())
     }
 
     fn uses_nat(&self) -> bool {
         true
+    }
+}
+
+impl BridgeDriver {
+    /// Queue a veth (by host-end index) for deletion by the background reaper.
+    fn delete_later(&self, index: u32) {
+        let reaper = self.reaper.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            tokio::spawn(async move {
+                while let Some(index) = rx.recv().await {
+                    let deleted = match Netlink::current() {
+                        Ok(nl) => nl.delete_link_index(index).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = deleted {
+                        tracing::warn!(index, error = %crate::error::chain(&e), "cannot delete detached veth");
+                    }
+                }
+            });
+            tx
+        });
+        if reaper.send(index).is_err() {
+            tracing::warn!("veth reaper is gone; the next start removes the orphan");
+        }
     }
 }
 
@@ -322,7 +430,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_docker() {
-        let s = BridgeDriver
+        let s = BridgeDriver::default()
             .configure(ID, &BTreeMap::new(), false, None)
             .unwrap();
         assert_eq!(s.interface, "br-0123456789ab");
@@ -333,7 +441,7 @@ mod tests {
 
     #[test]
     fn options_are_parsed() {
-        let s = BridgeDriver
+        let s = BridgeDriver::default()
             .configure(
                 ID,
                 &opts(&[
@@ -354,7 +462,7 @@ mod tests {
 
     #[test]
     fn internal_networks_never_masquerade() {
-        let s = BridgeDriver
+        let s = BridgeDriver::default()
             .configure(ID, &opts(&[(OPT_MASQUERADE, "true")]), true, None)
             .unwrap();
         assert!(!s.masquerade);
@@ -372,7 +480,9 @@ mod tests {
             opts(&[(OPT_HOST_BINDING, "::1")]),
         ] {
             assert!(
-                BridgeDriver.configure(ID, &bad, false, None).is_err(),
+                BridgeDriver::default()
+                    .configure(ID, &bad, false, None)
+                    .is_err(),
                 "{bad:?}"
             );
         }

@@ -1,0 +1,767 @@
+//! Container and exec endpoints of the Docker Engine API: create, start, stop, kill, wait
+//! (headers flushed at once, the status written at exit), attach and exec start (hijacked
+//! `101 UPGRADED` streams of multiplexed frames, or a plain 200 stream without `Upgrade`),
+//! logs, list, inspect, remove; and the wire types for them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, Response, StatusCode};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::agent::containers::{human_status, ContainerRecord, LogOptions, Output};
+use crate::agent::records::rfc3339;
+use crate::agent::Agent;
+use crate::api::error::{ApiError, JsonBody};
+use crate::api::filters::{query_bool, Filters};
+use crate::api::types::{null_as_default, EndpointSettings};
+use crate::error::ErrorKind;
+use crate::runtime::logs::{LogEntry, Stream};
+
+pub fn routes() -> Router<Arc<Agent>> {
+    Router::new()
+        .route("/containers/json", get(list))
+        .route("/containers/create", post(create))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/start", post(start))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}/attach", post(attach))
+        .route("/containers/{id}/logs", get(logs))
+        .route("/containers/{id}/resize", post(|| async { StatusCode::OK }))
+        .route("/containers/{id}", delete(remove))
+        .route("/containers/{id}/exec", post(exec_create))
+        .route("/exec/{id}/start", post(exec_start))
+        .route("/exec/{id}/json", get(exec_inspect))
+        .route("/exec/{id}/resize", post(|| async { StatusCode::OK }))
+}
+
+// ---- Wire types (requests; answers are built as JSON values) ----
+
+/// `POST /containers/create` body (the fields Warren uses; others are ignored).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerCreateRequest {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub hostname: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub user: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub cmd: Vec<String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub entrypoint: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub image: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub working_dir: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tty: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub exposed_ports: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub host_config: Option<HostConfig>,
+    #[serde(default)]
+    pub networking_config: Option<NetworkingConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub network_mode: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub auto_remove: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub memory: i64,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub nano_cpus: i64,
+    /// Run the built-in init as PID 1 (`None`: the daemon default, which is yes).
+    #[serde(default)]
+    pub init: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    #[serde(rename = "HostIp", default, deserialize_with = "null_as_default")]
+    pub host_ip: String,
+    #[serde(rename = "HostPort", default, deserialize_with = "null_as_default")]
+    pub host_port: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkingConfig {
+    #[serde(
+        rename = "EndpointsConfig",
+        default,
+        deserialize_with = "null_as_default"
+    )]
+    pub endpoints_config: BTreeMap<String, EndpointSettings>,
+}
+
+/// `POST /containers/{id}/exec` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecCreateRequest {
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub cmd: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub working_dir: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub user: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tty: bool,
+}
+
+/// `Cmd`/`Entrypoint`: a list, a single string, or null.
+fn string_or_list<'de, D>(d: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<Either>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Either::One(s)) if s.is_empty() => Vec::new(),
+        Some(Either::One(s)) => vec![s],
+        Some(Either::Many(v)) => v,
+    })
+}
+
+// ---- Docker's views of a container ----
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn networks_json(
+    agent: &Agent,
+    record: &ContainerRecord,
+) -> Result<(Value, Value, Vec<Value>), ApiError> {
+    let mut networks = serde_json::Map::new();
+    let mut ports = serde_json::Map::new();
+    let mut ps_ports = Vec::new();
+    for (network, ep) in agent.container_endpoints(&record.id)? {
+        let requested: Option<&EndpointSettings> = record
+            .networks
+            .iter()
+            .find(|(id, _)| *id == network.id)
+            .map(|(_, s)| s);
+        let v4 = ep.ipv4();
+        let gateway = network
+            .subnets
+            .iter()
+            .find(|s| s.subnet.is_ipv4())
+            .and_then(|s| s.gateway)
+            .map(|g| g.to_string())
+            .unwrap_or_default();
+        let mut dns_names = vec![record.name.clone(), record.short_id().to_string()];
+        dns_names.extend(ep.aliases.iter().cloned());
+        networks.insert(
+            network.name.clone(),
+            json!({
+                "IPAMConfig": requested.and_then(|s| s.ipam_config.clone()),
+                "Links": null,
+                "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+                "MacAddress": ep.mac,
+                "DriverOpts": null,
+                "NetworkID": network.id,
+                "EndpointID": ep.id,
+                "Gateway": gateway,
+                "IPAddress": v4.map(|a| a.ip().to_string()).unwrap_or_default(),
+                "IPPrefixLen": v4.map(|a| a.prefix()).unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": ep.ipv6().map(|a| a.ip().to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": ep.ipv6().map(|a| a.prefix()).unwrap_or(0),
+                "DNSNames": dns_names,
+            }),
+        );
+        for p in &ep.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let host_ip = p
+                .host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into());
+            let entry = ports.entry(key).or_insert_with(|| json!([]));
+            if let Some(list) = entry.as_array_mut() {
+                list.push(json!({"HostIp": host_ip, "HostPort": p.host_port.to_string()}));
+            }
+            ps_ports.push(json!({
+                "IP": host_ip,
+                "PrivatePort": p.container_port,
+                "PublicPort": p.host_port,
+                "Type": p.proto.to_string(),
+            }));
+        }
+    }
+    if matches!(record.network_mode.as_str(), "host" | "none") {
+        let id = agent
+            .find_network(&record.network_mode)
+            .map(|n| n.id)
+            .unwrap_or_default();
+        networks.insert(
+            record.network_mode.clone(),
+            json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                   "NetworkID": id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                   "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                   "GlobalIPv6PrefixLen": 0, "DNSNames": null}),
+        );
+    }
+    Ok((Value::Object(networks), Value::Object(ports), ps_ports))
+}
+
+fn command_line(record: &ContainerRecord) -> String {
+    record.process.args.join(" ")
+}
+
+fn inspect_json(agent: &Agent, record: &ContainerRecord) -> Result<Value, ApiError> {
+    let observed = agent.observe(record);
+    let (networks, ports, _) = networks_json(agent, record)?;
+    let primary = networks
+        .get(&record.network_mode)
+        .cloned()
+        .unwrap_or(Value::Null);
+    let host = record.request.host_config.clone().unwrap_or_default();
+    let bundle = agent.bundle(&record.id);
+    Ok(json!({
+        "Id": record.id,
+        "Created": record.created,
+        "Path": record.process.args.first().cloned().unwrap_or_default(),
+        "Args": record.process.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": observed.status,
+            "Running": observed.running(),
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": observed.pid,
+            "ExitCode": observed.exit_code,
+            "Error": record.error,
+            "StartedAt": observed.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            "FinishedAt": observed.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+        },
+        "Image": record.image_id,
+        "ResolvConfPath": bundle.path("resolv.conf"),
+        "HostnamePath": bundle.path("hostname"),
+        "HostsPath": bundle.path("hosts"),
+        "LogPath": agent.log_path(&record.id),
+        "Name": format!("/{}", record.name),
+        "RestartCount": 0,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "HostConfig": {
+            "NetworkMode": record.network_mode,
+            "PortBindings": host.port_bindings,
+            "AutoRemove": record.auto_remove,
+            "Memory": host.memory,
+            "NanoCpus": host.nano_cpus,
+            "PidsLimit": host.pids_limit,
+            "Init": record.init,
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        },
+        "Config": {
+            "Hostname": record.hostname,
+            "Domainname": "",
+            "User": record.process.user,
+            "AttachStdin": false,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": false,
+            "OpenStdin": false,
+            "StdinOnce": false,
+            "Env": record.process.env,
+            "Cmd": record.request.cmd,
+            "Entrypoint": if record.request.entrypoint.is_empty() { Value::Null } else { json!(record.request.entrypoint) },
+            "Image": record.image,
+            "WorkingDir": record.process.cwd,
+            "Labels": record.request.labels,
+            "ExposedPorts": record.request.exposed_ports,
+        },
+        "NetworkSettings": {
+            "SandboxID": record.id,
+            "SandboxKey": record.netns.clone().map(|p| p.display().to_string()).unwrap_or_default(),
+            "Ports": ports,
+            "IPAddress": primary.get("IPAddress").cloned().unwrap_or(json!("")),
+            "IPPrefixLen": primary.get("IPPrefixLen").cloned().unwrap_or(json!(0)),
+            "Gateway": primary.get("Gateway").cloned().unwrap_or(json!("")),
+            "MacAddress": primary.get("MacAddress").cloned().unwrap_or(json!("")),
+            "Networks": networks,
+        },
+        "Mounts": [],
+    }))
+}
+
+fn summary_json(
+    agent: &Agent,
+    record: &ContainerRecord,
+    now: SystemTime,
+) -> Result<Value, ApiError> {
+    let observed = agent.observe(record);
+    let (networks, _, ports) = networks_json(agent, record)?;
+    let created = crate::agent::containers::parse_rfc3339(&record.created)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok(json!({
+        "Id": record.id,
+        "Names": [format!("/{}", record.name)],
+        "Image": record.image,
+        "ImageID": record.image_id,
+        "Command": command_line(record),
+        "Created": created,
+        "Ports": ports,
+        "Labels": record.request.labels,
+        "State": observed.status,
+        "Status": human_status(&observed, now),
+        "HostConfig": {"NetworkMode": record.network_mode},
+        "NetworkSettings": {"Networks": networks},
+        "Mounts": [],
+    }))
+}
+
+// ---- Handlers ----
+
+type Q = Query<HashMap<String, String>>;
+
+async fn create(
+    State(agent): State<Arc<Agent>>,
+    Query(query): Q,
+    JsonBody(request): JsonBody<ContainerCreateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (record, warnings) = agent
+        .create_container(query.get("name").map(String::as_str), request)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"Id": record.id, "Warnings": warnings})),
+    ))
+}
+
+const LIST_FILTERS: &[&str] = &[
+    "id", "name", "status", "label", "network", "exited", "ancestor",
+];
+
+async fn list(
+    State(agent): State<Arc<Agent>>,
+    Query(query): Q,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let all = query_bool(query.get("all").map(String::as_str));
+    let filters = Filters::parse(query.get("filters").map(String::as_str), LIST_FILTERS)?;
+    let now = SystemTime::now();
+    let mut records = agent.containers()?;
+    records.sort_by(|a, b| b.created.cmp(&a.created));
+    let mut out = Vec::new();
+    for record in records {
+        let observed = agent.observe(&record);
+        let has_status_filter = !filters.values("status").is_empty();
+        if !all && !observed.running() && !has_status_filter {
+            continue;
+        }
+        let networks: Vec<String> = agent
+            .container_endpoints(&record.id)?
+            .into_iter()
+            .flat_map(|(n, _)| [n.name, n.id])
+            .chain([record.network_mode.clone()])
+            .collect();
+        let keep = filters.any("id", |p| record.id.starts_with(p))
+            && filters.any("name", |n| record.name.contains(n.trim_start_matches('/')))
+            && filters.any("status", |s| s == observed.status)
+            && filters.any("exited", |c| {
+                observed.status == "exited" && c.parse() == Ok(observed.exit_code)
+            })
+            && filters.any("network", |n| networks.iter().any(|x| x == n))
+            && filters.any("ancestor", |a| {
+                record.image == a || record.image_id.starts_with(a)
+            })
+            && filters.labels_match(&record.request.labels);
+        if keep {
+            out.push(summary_json(&agent, &record, now)?);
+        }
+    }
+    Ok(Json(out))
+}
+
+async fn inspect(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let record = agent.find_container(&id)?;
+    Ok(Json(inspect_json(&agent, &record)?))
+}
+
+async fn start(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    agent.start_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn query_i64(query: &HashMap<String, String>, key: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse().map_err(|_| {
+                ApiError::new(ErrorKind::Invalid, format!("invalid {key} value {v:?}"))
+            })
+        })
+        .transpose()
+}
+
+async fn stop(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Result<StatusCode, ApiError> {
+    let timeout = query_i64(&query, "t")?.or(query_i64(&query, "timeout")?);
+    let signal = query
+        .get("signal")
+        .map(String::as_str)
+        .filter(|s| !s.is_empty());
+    agent.stop_container(&id, timeout, signal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn kill(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Result<StatusCode, ApiError> {
+    agent
+        .kill_container(&id, query.get("signal").map(String::as_str))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Result<StatusCode, ApiError> {
+    let force = query_bool(query.get("force").map(String::as_str));
+    agent.remove_container(&id, force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Headers go out at once (the client may start the container only after that); the body
+/// follows when the condition is met.
+async fn wait(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(query): Q,
+) -> Result<Response<Body>, ApiError> {
+    let condition = query.get("condition").cloned().unwrap_or_default();
+    let rx = agent.wait_container(&id, &condition)?;
+    let body = futures::stream::once(async move {
+        let text = match rx.await {
+            Ok(code) => json!({"StatusCode": code, "Error": null}).to_string(),
+            Err(_) => json!({"StatusCode": -1, "Error": {"Message": "the agent is shutting down"}})
+                .to_string(),
+        };
+        Ok::<_, Infallible>(Bytes::from(text + "\n"))
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(body))
+        .expect("valid response"))
+}
+
+/// One multiplexed frame: `[stream, 0, 0, 0, len as u32 BE]` then the payload.
+pub fn frame(stream: u8, payload: &[u8]) -> Bytes {
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(8 + payload.len());
+    out.extend_from_slice(&[stream, 0, 0, 0]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(payload);
+    Bytes::from(out)
+}
+
+fn wanted(query: &HashMap<String, String>, stream: Stream) -> bool {
+    let key = match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
+    query_bool(query.get(key).map(String::as_str))
+}
+
+fn entry_frames(
+    mut rx: mpsc::Receiver<LogEntry>,
+    query: HashMap<String, String>,
+    timestamps: bool,
+) -> mpsc::Receiver<Bytes> {
+    let (tx, out) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(entry) = rx.recv().await {
+            if !wanted(&query, entry.stream) {
+                continue;
+            }
+            let payload = if timestamps {
+                let t = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_nanos(u64::try_from(entry.time).unwrap_or(0));
+                format!("{} {}", rfc3339(t), entry.log)
+            } else {
+                entry.log
+            };
+            if tx
+                .send(frame(entry.stream.frame_id(), payload.as_bytes()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    out
+}
+
+fn output_frames(mut rx: mpsc::Receiver<Output>) -> mpsc::Receiver<Bytes> {
+    let (tx, out) = mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            // Keep consuming after the client left: the exec's exit code waits on it.
+            let _ = tx
+                .send(frame(chunk.stream.frame_id(), chunk.data.as_bytes()))
+                .await;
+        }
+    });
+    out
+}
+
+fn body_of(rx: mpsc::Receiver<Bytes>) -> Body {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    Body::from_stream(stream)
+}
+
+const MULTIPLEXED: &str = "application/vnd.docker.multiplexed-stream";
+
+/// Answer a hijack request: `101 UPGRADED` and the frames written to the raw connection
+/// (whatever the client sends, including its half-close, is ignored); without `Upgrade`,
+/// a 200 whose body is the same frames.
+fn hijack(mut req: Request, frames: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| !v.is_empty());
+    if !upgrade {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, MULTIPLEXED)
+            .body(body_of(frames))
+            .expect("valid response");
+    }
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut frames = frames;
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "hijack failed");
+                while frames.recv().await.is_some() {}
+                return;
+            }
+        };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut open = true;
+        while let Some(bytes) = frames.recv().await {
+            if open && io.write_all(&bytes).await.is_err() {
+                open = false; // keep draining so the producer finishes
+            }
+        }
+        let _ = io.flush().await;
+        let _ = io.shutdown().await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONTENT_TYPE, MULTIPLEXED)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "tcp")
+        .body(Body::empty())
+        .expect("valid response")
+}
+
+async fn attach(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(query): Q,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let stream = query_bool(query.get("stream").map(String::as_str));
+    let past = query_bool(query.get("logs").map(String::as_str));
+    let entries = agent.container_output(
+        &id,
+        LogOptions {
+            follow: stream,
+            tail: None,
+            attach: stream && !past,
+        },
+    )?;
+    Ok(hijack(req, entry_frames(entries, query, false)))
+}
+
+async fn logs(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    Query(query): Q,
+    _headers: HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    if !wanted(&query, Stream::Stdout) && !wanted(&query, Stream::Stderr) {
+        return Err(ApiError::new(
+            ErrorKind::Invalid,
+            "you must choose at least one stream",
+        ));
+    }
+    let tail =
+        match query.get("tail").map(String::as_str) {
+            None | Some("") | Some("all") => None,
+            Some(n) => Some(n.parse::<usize>().map_err(|_| {
+                ApiError::new(ErrorKind::Invalid, format!("invalid tail value {n:?}"))
+            })?),
+        };
+    let follow = query_bool(query.get("follow").map(String::as_str));
+    let timestamps = query_bool(query.get("timestamps").map(String::as_str));
+    let entries = agent.container_output(
+        &id,
+        LogOptions {
+            follow,
+            tail,
+            attach: false,
+        },
+    )?;
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, MULTIPLEXED)
+        .body(body_of(entry_frames(entries, query, timestamps)))
+        .expect("valid response"))
+}
+
+async fn exec_create(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<ExecCreateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let id = agent.create_exec(&id, request)?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExecStartRequest {
+    #[serde(default)]
+    detach: bool,
+}
+
+async fn exec_start(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("read request body: {e}")))?;
+    let start: ExecStartRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
+        ExecStartRequest::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("malformed JSON body: {e}")))?
+    };
+    let output = agent.start_exec(&id).await?;
+    let req = Request::from_parts(parts, Body::empty());
+    if start.detach {
+        tokio::spawn(async move {
+            let mut output = output;
+            while output.recv().await.is_some() {}
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .body(Body::empty())
+            .expect("valid response"));
+    }
+    Ok(hijack(req, output_frames(output)))
+}
+
+async fn exec_inspect(
+    State(agent): State<Arc<Agent>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let exec = agent.exec_record(&id)?;
+    Ok(Json(json!({
+        "ID": exec.id,
+        "Running": exec.running,
+        "ExitCode": exec.exit_code,
+        "ProcessConfig": {
+            "entrypoint": exec.process.args.first(),
+            "arguments": exec.process.args.iter().skip(1).collect::<Vec<_>>(),
+            "privileged": false,
+            "tty": false,
+            "user": exec.process.user,
+        },
+        "OpenStdin": false,
+        "OpenStderr": true,
+        "OpenStdout": true,
+        "CanRemove": false,
+        "ContainerID": exec.container_id,
+        "DetachKeys": "",
+        "Pid": exec.pid,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_docker_headers() {
+        let f = frame(2, b"hi");
+        assert_eq!(&f[..], &[2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+    }
+
+    #[test]
+    fn create_bodies_from_the_docker_cli_parse() {
+        let body = r#"{"Hostname":"","Env":null,"Cmd":["httpd","-f"],"Image":"bb:1","Entrypoint":null,
+            "Labels":{},"ExposedPorts":{"80/tcp":{}},
+            "HostConfig":{"NetworkMode":"lab","PortBindings":{"80/tcp":[{"HostIp":"","HostPort":"8080"}]},
+                          "AutoRemove":true,"Memory":0,"PidsLimit":null,"NanoCpus":0},
+            "NetworkingConfig":{"EndpointsConfig":{"lab":{"Aliases":["www"],"IPAMConfig":null}}}}"#;
+        let req: ContainerCreateRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(req.cmd, ["httpd", "-f"]);
+        let host = req.host_config.unwrap();
+        assert!(host.auto_remove);
+        assert_eq!(host.port_bindings["80/tcp"][0].host_port, "8080");
+        let eps = req.networking_config.unwrap().endpoints_config;
+        assert_eq!(eps["lab"].aliases, ["www"]);
+        let s: ContainerCreateRequest =
+            serde_json::from_str(r#"{"Image":"x","Cmd":"echo hi"}"#).unwrap();
+        assert_eq!(s.cmd, ["echo hi"]);
+    }
+}
