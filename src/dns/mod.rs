@@ -60,9 +60,15 @@ pub(crate) struct Shared {
 }
 
 /// The DNS service: the current snapshot and one listener per client namespace.
+///
+/// Listeners are served by a single-threaded tokio runtime on a thread of their own, not by
+/// the agent's multi-threaded one: there, a query could wake a second worker to look for
+/// work (a futex wake and a context switch per packet). One thread waiting in one epoll is
+/// what dnsmasq does too. Forwarded queries run there as well (they only wait).
 #[derive(Debug)]
 pub struct Dns {
     shared: Arc<Shared>,
+    runtime: DnsRuntime,
     /// Client namespace identity → its listener. Changed only by `update`, which the agent
     /// calls under its mutation lock; the async mutex only makes that explicit.
     listeners: tokio::sync::Mutex<HashMap<String, server::Listener>>,
@@ -84,6 +90,7 @@ impl Dns {
     pub fn with_resolv_conf(upstream: &[IpAddr], resolv_conf: PathBuf) -> Dns {
         let upstreams = forward::Upstreams::new(upstream, resolv_conf);
         Dns {
+            runtime: DnsRuntime::start(),
             shared: Arc::new(Shared {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 forwarder: forward::Forwarder::new(upstreams),
@@ -133,9 +140,10 @@ impl Dns {
             if listeners.contains_key(id) {
                 continue;
             }
-            match server::Listener::open(path.clone(), id.to_string(), Arc::clone(&self.shared))
-                .await
-            {
+            let shared = Arc::clone(&self.shared);
+            let opened =
+                server::Listener::open(path.clone(), id.to_string(), shared, &self.runtime.handle);
+            match opened.await {
                 Ok(listener) => {
                     tracing::debug!(netns = %path.display(), "dns listener opened");
                     listeners.insert(id.to_string(), listener);
@@ -151,6 +159,43 @@ impl Dns {
         let mut listeners = self.listeners.lock().await;
         for (_, listener) in listeners.drain() {
             listener.close().await;
+        }
+    }
+}
+
+/// The DNS thread and its runtime; stopped (every listener closed) when dropped.
+#[derive(Debug)]
+struct DnsRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl DnsRuntime {
+    fn start() -> DnsRuntime {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build the DNS runtime (an epoll instance and a timer)");
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("warren-dns".into())
+            .spawn(move || {
+                // Ends when `stop` is sent or dropped; the runtime's tasks go with it.
+                let _ = runtime.block_on(stopped);
+            })
+            .expect("spawn the DNS thread");
+        DnsRuntime {
+            handle,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for DnsRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
