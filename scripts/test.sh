@@ -15,7 +15,7 @@ echo "== clippy"
 cargo clippy --release --locked --all-targets -- -D warnings
 
 echo "== unit and integration tests"
-RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --release --locked -- --test-threads="${TEST_THREADS:-4}"
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --release --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
 
 echo "== labs"
 labs/run.sh
