@@ -286,6 +286,19 @@ impl Netlink {
             })
     }
 
+    /// Release a link from its bridge (or other controller) and take it down.
+    pub async fn release(&self, index: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).nocontroller().down().build())
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::Release {
+                index,
+                source: e.into(),
+            })
+    }
+
     /// Take a link out of service under another name: down (its routes go with it) and
     /// renamed, so its old name is free at once while the kernel object lingers until deleted.
     pub async fn hide(&self, index: u32, new_name: &str) -> Result<(), NetlinkError> {

@@ -124,6 +124,12 @@ pub enum NetlinkError {
         #[source]
         source: RequestError,
     },
+    #[error("release link {index} from its bridge")]
+    Release {
+        index: u32,
+        #[source]
+        source: RequestError,
+    },
     #[error("take link {index} down and rename it {name}")]
     Hide {
         index: u32,
@@ -194,6 +200,7 @@ impl NetlinkError {
             | NetlinkError::DeleteLink { source, .. }
             | NetlinkError::SetUp { source, .. }
             | NetlinkError::Hide { source, .. }
+            | NetlinkError::Release { source, .. }
             | NetlinkError::SetMtu { source, .. }
             | NetlinkError::SetHairpin { source, .. }
             | NetlinkError::AddAddress { source, .. }

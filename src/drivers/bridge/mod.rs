@@ -303,6 +303,10 @@ impl Driver for BridgeDriver {
             .await
             .map_err(DriverError::netlink(format!("look up {host_name}")))?
         {
+            // Off the bridge now, so the network shows no stale port; freed in the background.
+            host.release(index)
+                .await
+                .map_err(DriverError::netlink(format!("release {host_name} from its bridge")))?;
             self.delete_later(index);
         }
         Ok(())
