@@ -22,7 +22,10 @@ fn rootfs(sb: &Sandbox) -> String {
         // The applet links are made here rather than by running the fresh copy: exec'ing a
         // file just written races with other test threads forking while it was open for
         // writing (ETXTBSY).
-        let list = std::process::Command::new("/bin/busybox").arg("--list").output().unwrap();
+        let list = std::process::Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .unwrap();
         assert!(list.status.success(), "busybox --list");
         for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
             let link = root.join("bin").join(applet);

@@ -765,7 +765,12 @@ fn parallel_connects_and_creates_get_distinct_addresses_and_subnets() {
         }
     }
     // Every bridge carries its network's gateway.
-    for n in all.as_array().unwrap().iter().filter(|n| n["Driver"] == "bridge") {
+    for n in all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["Driver"] == "bridge")
+    {
         let bridge = n["Options"]["com.docker.network.bridge.name"]
             .as_str()
             .map(String::from)
@@ -838,7 +843,12 @@ fn agent_killed_while_networks_change_always_restarts_cleanly() {
     let all = sb.get_json(&agent, "/networks");
     let mut recorded: BTreeSet<String> = BTreeSet::new();
     // Bridge networks only: the built-in host and none networks have no bridge.
-    for n in all.as_array().unwrap().iter().filter(|n| n["Driver"] == "bridge") {
+    for n in all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["Driver"] == "bridge")
+    {
         let name = n["Name"].as_str().unwrap();
         let id = n["Id"].as_str().unwrap();
         recorded.insert(if name == "bridge" {

@@ -18,7 +18,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, HasKind};
-use crate::netlink::NetlinkError;
+use crate::netlink::{Netlink, NetlinkError};
 use crate::netns::NetnsError;
 
 /// Driver-derived settings of a network, decided once at creation from the user's options.
@@ -189,6 +189,65 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     fn uses_nat(&self) -> bool {
         false
     }
+}
+
+/// Addresses, loopback and the default routes, set from inside the endpoint's namespace (one
+/// socket opened there). Shared by the drivers whose endpoint is born inside the namespace.
+pub(crate) async fn configure_inside(
+    endpoint: &EndpointConfig,
+    gateways: &[IpAddr],
+) -> Result<(), DriverError> {
+    let ifname = &endpoint.ifname;
+    let inside = Netlink::in_netns(&endpoint.netns)
+        .await
+        .map_err(DriverError::netlink(format!(
+            "enter {}",
+            endpoint.netns.display()
+        )))?;
+    let index = inside
+        .link_index(ifname)
+        .await
+        .map_err(DriverError::netlink(format!("look up {ifname}")))?
+        .ok_or_else(|| {
+            DriverError::Unsupported(format!(
+                "{ifname} vanished from {}",
+                endpoint.netns.display()
+            ))
+        })?;
+    for addr in &endpoint.addresses {
+        inside
+            .add_address(index, *addr)
+            .await
+            .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
+    }
+    inside
+        .set_up(index)
+        .await
+        .map_err(DriverError::netlink(format!("bring {ifname} up")))?;
+    if let Some(lo) = inside
+        .link_index("lo")
+        .await
+        .map_err(DriverError::netlink("look up lo"))?
+    {
+        inside
+            .set_up(lo)
+            .await
+            .map_err(DriverError::netlink("bring lo up"))?;
+    }
+    for gateway in gateways {
+        let default: IpNetwork = match gateway {
+            IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
+            IpAddr::V6(_) => "::/0".parse().expect("valid"),
+        };
+        // A namespace on several networks keeps the first default route (EEXIST is fine).
+        inside
+            .add_route(default, Some(*gateway), Some(index))
+            .await
+            .map_err(DriverError::netlink(format!(
+                "add default route via {gateway}"
+            )))?;
+    }
+    Ok(())
 }
 
 /// Parse a Docker-style boolean option value ("true"/"false", "1"/"0").

@@ -290,7 +290,12 @@ impl Netlink {
     pub async fn release(&self, index: u32) -> Result<(), NetlinkError> {
         self.handle
             .link()
-            .change(LinkUnspec::new_with_index(index).nocontroller().down().build())
+            .change(
+                LinkUnspec::new_with_index(index)
+                    .nocontroller()
+                    .down()
+                    .build(),
+            )
             .execute()
             .await
             .map_err(|e| NetlinkError::Release {

@@ -243,7 +243,7 @@ impl Driver for BridgeDriver {
             host.set_up(port)
                 .await
                 .map_err(DriverError::netlink(format!("bring {host_name} up")))?;
-            configure_inside(endpoint).await
+            crate::drivers::configure_inside(endpoint, &endpoint.gateways).await
         }
         .await;
         if let Err(e) = wired {
@@ -306,7 +306,9 @@ impl Driver for BridgeDriver {
             // Off the bridge now, so the network shows no stale port; freed in the background.
             host.release(index)
                 .await
-                .map_err(DriverError::netlink(format!("release {host_name} from its bridge")))?;
+                .map_err(DriverError::netlink(format!(
+                    "release {host_name} from its bridge"
+                )))?;
             self.delete_later(index);
         }
         Ok(())
@@ -339,63 +341,6 @@ impl BridgeDriver {
             tracing::warn!("veth reaper is gone; the next start removes the orphan");
         }
     }
-}
-
-/// Addresses, loopback and the default route inside the endpoint's namespace.
-async fn configure_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> {
-    let ifname = &endpoint.ifname;
-    let inside = Netlink::in_netns(&endpoint.netns)
-        .await
-        .map_err(DriverError::netlink(format!(
-            "enter {}",
-            endpoint.netns.display()
-        )))?;
-    let index = inside
-        .link_index(ifname)
-        .await
-        .map_err(DriverError::netlink(format!("look up {ifname}")))?
-        .ok_or_else(|| {
-            DriverError::Unsupported(format!(
-                "{ifname} vanished from {}",
-                endpoint.netns.display()
-            ))
-        })?;
-    // The kernel refuses to bring the peer up in the creating request (the pair is not
-    // complete yet), so it is brought up here, after its addresses are set.
-    for addr in &endpoint.addresses {
-        inside
-            .add_address(index, *addr)
-            .await
-            .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
-    }
-    inside
-        .set_up(index)
-        .await
-        .map_err(DriverError::netlink(format!("bring {ifname} up")))?;
-    if let Some(lo) = inside
-        .link_index("lo")
-        .await
-        .map_err(DriverError::netlink("look up lo"))?
-    {
-        inside
-            .set_up(lo)
-            .await
-            .map_err(DriverError::netlink("bring lo up"))?;
-    }
-    for gateway in &endpoint.gateways {
-        let default: ipnetwork::IpNetwork = match gateway {
-            std::net::IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
-            std::net::IpAddr::V6(_) => "::/0".parse().expect("valid"),
-        };
-        // A namespace on several networks keeps the first default route (EEXIST is fine).
-        inside
-            .add_route(default, Some(*gateway), Some(index))
-            .await
-            .map_err(DriverError::netlink(format!(
-                "add default route via {gateway}"
-            )))?;
-    }
-    Ok(())
 }
 
 /// Routing between the bridge and the outside needs forwarding; turn it on only when a network

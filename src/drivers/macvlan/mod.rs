@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 
-use ipnetwork::IpNetwork;
 use nix::errno::Errno;
 use rtnetlink::packet_route::link::MacVlanMode;
 use serde::{Deserialize, Serialize};
@@ -371,7 +370,7 @@ impl Driver for MacvlanDriver {
         } else {
             &endpoint.gateways
         };
-        if let Err(e) = configure_inside(endpoint, gateways).await {
+        if let Err(e) = crate::drivers::configure_inside(endpoint, gateways).await {
             let _ = remove_inside(endpoint).await;
             return Err(e);
         }
@@ -415,64 +414,6 @@ async fn remove_inside(endpoint: &EndpointConfig) -> Result<(), DriverError> {
             .delete_link(ifname)
             .await
             .map_err(DriverError::netlink(format!("delete macvlan {ifname}")))?;
-    }
-    Ok(())
-}
-
-/// Addresses, loopback and the default route, set from inside the endpoint's namespace.
-async fn configure_inside(
-    endpoint: &EndpointConfig,
-    gateways: &[IpAddr],
-) -> Result<(), DriverError> {
-    let ifname = &endpoint.ifname;
-    let inside = Netlink::in_netns(&endpoint.netns)
-        .await
-        .map_err(DriverError::netlink(format!(
-            "enter {}",
-            endpoint.netns.display()
-        )))?;
-    let index = inside
-        .link_index(ifname)
-        .await
-        .map_err(DriverError::netlink(format!("look up {ifname}")))?
-        .ok_or_else(|| {
-            DriverError::Unsupported(format!(
-                "{ifname} vanished from {}",
-                endpoint.netns.display()
-            ))
-        })?;
-    for addr in &endpoint.addresses {
-        inside
-            .add_address(index, *addr)
-            .await
-            .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
-    }
-    inside
-        .set_up(index)
-        .await
-        .map_err(DriverError::netlink(format!("bring {ifname} up")))?;
-    if let Some(lo) = inside
-        .link_index("lo")
-        .await
-        .map_err(DriverError::netlink("look up lo"))?
-    {
-        inside
-            .set_up(lo)
-            .await
-            .map_err(DriverError::netlink("bring lo up"))?;
-    }
-    for gateway in gateways {
-        let default: IpNetwork = match gateway {
-            IpAddr::V4(_) => "0.0.0.0/0".parse().expect("valid"),
-            IpAddr::V6(_) => "::/0".parse().expect("valid"),
-        };
-        // A namespace on several networks keeps the first default route (EEXIST is fine).
-        inside
-            .add_route(default, Some(*gateway), Some(index))
-            .await
-            .map_err(DriverError::netlink(format!(
-                "add default route via {gateway}"
-            )))?;
     }
     Ok(())
 }
