@@ -77,7 +77,20 @@ fn lock_one(root: &Path) -> Result<Flock<File>, LockError> {
             path: path.clone(),
             source,
         })?;
-    let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+    // A crashed agent's lock can outlive it for a moment: a child it was forking holds the
+    // inherited descriptor until it execs. So a held lock is retried briefly before refusing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut file = file;
+    let locked = loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                file = f;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    let mut lock = match locked {
         Ok(lock) => lock,
         Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
             let mut holder = String::new();
