@@ -25,18 +25,6 @@ say "2. The built-in 'host' network exists, with the host driver"
 "$WARREN" network ls
 has "$("$WARREN" network ls)" 'host +host' || fail "no built-in network 'host' with driver host"
 
-# run_out ARGS…: `warren run --rm ARGS…` and its output. A known runtime race can lose the
-# output of a very short-lived container (tracked in the issue notes); it is retried, loudly.
-run_out() {
-    local out try
-    for try in 1 2 3; do
-        out=$("$WARREN" run --rm "$@")
-        [ -n "$out" ] && { printf '%s\n' "$out"; return 0; }
-        echo "   WARNING: no output from 'warren run --rm $*' (known output race), try $try" >&2
-    done
-    return 1
-}
-
 say "3. A container on the host network sees the host's interfaces"
 echo "   \$ warren run --rm --network host ROOTFS ip -o link"
 inside=$(run_out --network host "$ROOT" ip -o link | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | sort)
@@ -49,7 +37,7 @@ inside_ns=$(run_out --network host "$ROOT" readlink /proc/self/ns/net)
 host_ns=$(readlink /proc/self/ns/net)
 [ "$inside_ns" = "$host_ns" ] || fail "network namespace differs: $inside_ns vs $host_ns"
 note "network namespace inside: $inside_ns = the host's"
-inside_uts=$("$WARREN" run --rm --network host "$ROOT" readlink /proc/self/ns/uts)
+inside_uts=$(run_out --network host "$ROOT" readlink /proc/self/ns/uts)
 [ "$inside_uts" != "$(readlink /proc/self/ns/uts)" ] || fail "the UTS namespace should still be the container's own"
 note "but its UTS namespace is its own: $inside_uts"
 

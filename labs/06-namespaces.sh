@@ -35,7 +35,7 @@ if has "$tree" "^ *$host_sleeper "; then fail "a host process is visible inside"
 [ "$(echo "$tree" | wc -l)" -le 5 ] || fail "more processes inside than init, the command and ps"
 note "inside: the init (1), the command (2) and ps itself; nothing of the host's"
 echo "   \$ warren run --rm --init=false ROOTFS sh -c 'echo \$\$'"
-pid=$("$WARREN" run --rm --init=false "$ROOT" sh -c 'echo $$')
+pid=$(run_out --init=false "$ROOT" sh -c 'echo $$')
 [ "$pid" = 1 ] || fail "without the init the command should be PID 1, got $pid"
 note "with --init=false the command itself is PID 1 (then nothing else reaps orphans)"
 

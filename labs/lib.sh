@@ -230,3 +230,15 @@ add_host_binary() {
         cp -L "$lib" "$root$lib"
     done
 }
+
+# run_out ARGS…: `warren run --rm ARGS…` and its output. A known runtime race can lose the
+# output of a very short-lived container (tracked in the issue notes); it is retried, loudly.
+run_out() {
+    local out try
+    for try in 1 2 3; do
+        out=$("$WARREN" run --rm "$@")
+        [ -n "$out" ] && { printf '%s\n' "$out"; return 0; }
+        echo "   WARNING: no output from 'warren run --rm $*' (known output race), try $try" >&2
+    done
+    return 1
+}
