@@ -231,14 +231,11 @@ add_host_binary() {
     done
 }
 
-# run_out ARGS…: `warren run --rm ARGS…` and its output. A known runtime race can lose the
-# output of a very short-lived container (tracked in the issue notes); it is retried, loudly.
+# run_out ARGS…: `warren run --rm ARGS…` and its output, which must not be empty (an
+# attached client must get all of a short-lived container's output before `--rm` deletes it).
 run_out() {
-    local out try
-    for try in 1 2 3; do
-        out=$("$WARREN" run --rm "$@")
-        [ -n "$out" ] && { printf '%s\n' "$out"; return 0; }
-        echo "   WARNING: no output from 'warren run --rm $*' (known output race), try $try" >&2
-    done
-    return 1
+    local out
+    out=$("$WARREN" run --rm "$@") || return
+    [ -n "$out" ] || fail "no output from 'warren run --rm $*'"
+    printf '%s\n' "$out"
 }

@@ -176,6 +176,36 @@ fn lifecycle_exit_codes_rm_and_logs() {
     );
 }
 
+/// `run --rm` of a command that exits at once: the container (and its log) is removed right
+/// after the exit, and the attached client must still get every byte of the output.
+#[test]
+fn short_lived_rm_runs_never_lose_output() {
+    let (sb, agent, root) = setup();
+    std::thread::scope(|s| {
+        // The teardown after the exit differs per network kind.
+        for network in ["host", "none", "bridge"] {
+            let (sb, agent, root) = (&sb, &agent, &root);
+            s.spawn(move || {
+                for i in 0..15 {
+                    let word = format!("{network}-{i}");
+                    let out = sb.warren(
+                        agent,
+                        &["run", "--rm", "--network", network, root, "echo", &word],
+                    );
+                    assert_eq!(
+                        (code(&out), text(&out)),
+                        (0, format!("{word}\n")),
+                        "{}",
+                        err(&out)
+                    );
+                }
+            });
+        }
+    });
+    let ps = sb.warren_ok(&agent, &["ps", "-a", "-q"]);
+    assert_eq!(ps.trim(), "", "--rm left containers: {ps}");
+}
+
 #[test]
 fn exec_and_hot_plugged_networks() {
     let (sb, agent, root) = setup();

@@ -162,6 +162,10 @@ pub struct ContainerRuntime {
     execs: Mutex<HashMap<String, ExecRecord>>,
     busy: Mutex<HashSet<String>>,
     monitored: Mutex<HashSet<String>>,
+    /// Streams following a container's log (attach, logs -f) hold a read guard; auto-removal
+    /// takes the write side (bounded wait) so that `run --rm` gets the last bytes of output
+    /// before the log is deleted with the container.
+    log_readers: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// The binary re-executed as shim and exec helper.
     exe: PathBuf,
 }
@@ -173,6 +177,7 @@ impl Default for ContainerRuntime {
             execs: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             monitored: Mutex::new(HashSet::new()),
+            log_readers: Mutex::new(HashMap::new()),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
         }
     }
@@ -1136,6 +1141,9 @@ impl Agent {
     }
 
     async fn auto_remove(&self, id: &str, code: i32) {
+        // Let attached clients read the output to its end first (they stop at the exit).
+        let readers = self.log_readers(id);
+        let _ = tokio::time::timeout(Duration::from_secs(5), readers.write_owned()).await;
         if let Err(e) = self.remove_container(id, true).await {
             if e.kind() != ErrorKind::NotFound {
                 tracing::error!(container = %id, error = %e, "auto-remove failed");
@@ -1257,6 +1265,7 @@ impl Agent {
         let code = self.observe(&record).exit_code;
         self.teardown_container(&record).await?;
         lock(&self.runtime.execs).retain(|_, e| e.container_id != record.id);
+        lock(&self.runtime.log_readers).remove(&record.id);
         let _ = self
             .runtime
             .events
@@ -1310,6 +1319,14 @@ impl Agent {
         Ok(rx)
     }
 
+    fn log_readers(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        Arc::clone(
+            lock(&self.runtime.log_readers)
+                .entry(id.to_string())
+                .or_default(),
+        )
+    }
+
     /// A container's log as a stream of entries (logs, logs -f, attach).
     pub fn container_output(
         self: &Arc<Self>,
@@ -1326,7 +1343,10 @@ impl Agent {
         } else {
             0
         };
+        // Taken now, before the container can start, so that a `--rm` removal waits for us.
+        let reading = self.log_readers(&record.id).try_read_owned().ok();
         tokio::spawn(async move {
+            let _reading = reading;
             let id = record.id.clone();
             let running_now = agent.bundle(&id).running().is_some();
             let (entries, mut offset) = logs::read_from(&path, start).unwrap_or_default();
