@@ -1,6 +1,10 @@
 //! The agent's side of embedded DNS: turn the store's records into DNS entries and publish
-//! them after every change (connect, disconnect, reconcile). Kept apart from the network
-//! orchestration, which only calls [`Agent::refresh_dns`].
+//! them. A connect or disconnect is one endpoint in or out ([`Agent::dns_endpoint_added`],
+//! [`Agent::dns_endpoint_removed`]: constant cost, the agent's hot path); start-up and
+//! network removal rebuild everything ([`Agent::refresh_dns`]). Kept apart from the network
+//! orchestration, which only calls these.
+
+use std::collections::HashSet;
 
 use super::records::{EndpointRecord, NetworkRecord, ALL_ENDPOINTS_PREFIX};
 use super::Agent;
@@ -36,6 +40,64 @@ impl Agent {
             tracing::warn!(error = %crate::error::chain(&e), "dns: listener not opened");
         }
     }
+
+    /// Publish the names of an endpoint just attached (failures are logged, as above).
+    pub(super) async fn dns_endpoint_added(
+        &self,
+        network: &NetworkRecord,
+        endpoint: &EndpointRecord,
+    ) {
+        let added = self
+            .dns
+            .add_endpoint(
+                &network_entry(network),
+                &endpoint_entry(endpoint),
+                &client_namespace(endpoint),
+            )
+            .await;
+        if let Err(e) = added {
+            tracing::warn!(error = %crate::error::chain(&e), "dns: listener not opened");
+        }
+    }
+
+    /// Withdraw the names of an endpoint being detached; closes the namespace's listener
+    /// when nothing there resolves names any more.
+    pub(super) async fn dns_endpoint_removed(&self, endpoint: &EndpointRecord) {
+        self.dns.remove_endpoint(&endpoint_entry(endpoint)).await;
+    }
+}
+
+fn network_entry(n: &NetworkRecord) -> NetworkEntry {
+    NetworkEntry {
+        id: n.id.clone(),
+        name: n.name.clone(),
+        internal: n.internal,
+        // The default bridge has no name resolution, as in Docker.
+        resolves: !n.builtin,
+        subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+    }
+}
+
+fn endpoint_entry(ep: &EndpointRecord) -> EndpointEntry {
+    let mut aliases = ep.aliases.clone();
+    aliases.push(ep.id[..ep.id.len().min(SHORT_ID)].to_string());
+    if let Some(cid) = &ep.target.container_id {
+        aliases.push(cid[..cid.len().min(SHORT_ID)].to_string());
+    }
+    EndpointEntry {
+        network_id: ep.network_id.clone(),
+        netns_id: ep.target.netns_id.clone(),
+        name: dns_name(&ep.target.name),
+        aliases,
+        addresses: ep.addresses.iter().map(|a| a.ip()).collect(),
+    }
+}
+
+fn client_namespace(ep: &EndpointRecord) -> ClientNamespace {
+    ClientNamespace {
+        netns_id: ep.target.netns_id.clone(),
+        path: ep.target.netns.clone(),
+    }
 }
 
 /// The DNS view of the records.
@@ -43,42 +105,17 @@ pub(super) fn dns_entries(
     networks: &[NetworkRecord],
     endpoints: &[EndpointRecord],
 ) -> (Vec<NetworkEntry>, Vec<EndpointEntry>, Vec<ClientNamespace>) {
-    let networks = networks
+    let mut seen = HashSet::new();
+    let namespaces = endpoints
         .iter()
-        .map(|n| NetworkEntry {
-            id: n.id.clone(),
-            name: n.name.clone(),
-            internal: n.internal,
-            // The default bridge has no name resolution, as in Docker.
-            resolves: !n.builtin,
-            subnets: n.subnets.iter().map(|s| s.subnet).collect(),
-        })
+        .filter(|ep| seen.insert(ep.target.netns_id.as_str()))
+        .map(client_namespace)
         .collect();
-    let mut namespaces: Vec<ClientNamespace> = Vec::new();
-    let entries = endpoints
-        .iter()
-        .map(|ep| {
-            if !namespaces.iter().any(|n| n.netns_id == ep.target.netns_id) {
-                namespaces.push(ClientNamespace {
-                    netns_id: ep.target.netns_id.clone(),
-                    path: ep.target.netns.clone(),
-                });
-            }
-            let mut aliases = ep.aliases.clone();
-            aliases.push(ep.id[..ep.id.len().min(SHORT_ID)].to_string());
-            if let Some(cid) = &ep.target.container_id {
-                aliases.push(cid[..cid.len().min(SHORT_ID)].to_string());
-            }
-            EndpointEntry {
-                network_id: ep.network_id.clone(),
-                netns_id: ep.target.netns_id.clone(),
-                name: dns_name(&ep.target.name),
-                aliases,
-                addresses: ep.addresses.iter().map(|a| a.ip()).collect(),
-            }
-        })
-        .collect();
-    (networks, entries, namespaces)
+    (
+        networks.iter().map(network_entry).collect(),
+        endpoints.iter().map(endpoint_entry).collect(),
+        namespaces,
+    )
 }
 
 /// The DNS name of a target: `netns:lab1` is `lab1`, a container is its name (Docker shows

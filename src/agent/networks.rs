@@ -412,6 +412,8 @@ impl Agent {
             driver.delete_network(&record.driver_config()).await,
         );
         teardown.note("remove records", self.forget_network(record));
+        // Its name and subnets leave the DNS table (rare enough for a full rebuild).
+        self.refresh_dns().await;
         tracing::info!(network = %record.name, "network removed");
         teardown.finish(&format!("remove network {}", record.name))
     }
@@ -607,7 +609,7 @@ impl Agent {
             }
         }
         tracing::debug!(network = %network.name, target = %target.name, ifname = %endpoint.ifname, "endpoint attached");
-        self.refresh_dns().await;
+        self.dns_endpoint_added(&network, &endpoint).await;
         Ok(endpoint)
     }
 
@@ -744,7 +746,7 @@ impl Agent {
         );
         teardown.note("remove record", self.forget_endpoint(endpoint));
         // Before the caller may delete the namespace: our listener there would keep it alive.
-        self.refresh_dns().await;
+        self.dns_endpoint_removed(endpoint).await;
         tracing::debug!(network = %network.name, target = %endpoint.target.name, "endpoint detached");
         teardown.finish(&format!(
             "disconnect {} from {}",

@@ -59,7 +59,7 @@ pub fn handle(
         return None;
     }
     let limit = answer_limit(&request, transport);
-    let forward = scope.is_some_and(|s| s.forward);
+    let forward = scope.is_some_and(ClientScope::forward);
     let reply = |code| {
         let response = response_to(&request, forward);
         Some(Reply::Answer(error(response, code, limit)))

@@ -1,14 +1,17 @@
 //! Embedded DNS for user-defined networks: container names, aliases and short ids on the
 //! networks a client is attached to, PTR for their addresses, everything else forwarded.
 //!
-//! - [`snapshot`]: the immutable name table, rebuilt and swapped atomically (ArcSwap) on every
-//!   change, so a query never waits for a rebuild and always sees a whole one.
+//! - [`snapshot`]: the immutable name table, copied (cheaply: persistent maps), changed and
+//!   swapped atomically (ArcSwap) on every change, so a query never waits for an update and
+//!   always sees a whole one.
 //! - [`handle`]: request bytes → answer bytes, pure (unit-tested and fuzzed).
 //! - `server`: a UDP and a TCP socket at 127.0.0.11:53 inside each client namespace
 //!   (see docs/dns.md, "DNS: where it listens", for why there and not on the gateway).
 //! - [`forward`]: upstream resolvers, asked from the agent's namespace.
 //!
-//! [`Dns`] ties them together; the agent calls [`Dns::update`] after every change.
+//! [`Dns`] ties them together; the agent calls [`Dns::add_endpoint`] /
+//! [`Dns::remove_endpoint`] on connect and disconnect, and [`Dns::update`] (a full rebuild)
+//! at start-up and after changes to networks.
 
 pub mod forward;
 pub mod handle;
@@ -152,6 +155,51 @@ impl Dns {
             }
         }
         errors
+    }
+
+    /// One endpoint appeared: add its names (its network too, if new) and open a listener
+    /// in its namespace if it has none. Costs the same whatever the number of endpoints.
+    pub async fn add_endpoint(
+        &self,
+        network: &NetworkEntry,
+        endpoint: &EndpointEntry,
+        namespace: &ClientNamespace,
+    ) -> Result<(), DnsError> {
+        let mut listeners = self.listeners.lock().await;
+        let mut next = Snapshot::clone(&self.shared.snapshot.load());
+        next.add_network(network);
+        next.add_endpoint(endpoint);
+        let wanted = next.client(&namespace.netns_id).is_some();
+        self.shared.snapshot.store(Arc::new(next));
+        if !wanted || listeners.contains_key(&namespace.netns_id) {
+            return Ok(());
+        }
+        let listener = server::Listener::open(
+            namespace.path.clone(),
+            namespace.netns_id.clone(),
+            Arc::clone(&self.shared),
+            &self.runtime.handle,
+        )
+        .await?;
+        tracing::debug!(netns = %namespace.path.display(), "dns listener opened");
+        listeners.insert(namespace.netns_id.clone(), listener);
+        Ok(())
+    }
+
+    /// One endpoint went away: drop its names, and the listener of its namespace when that
+    /// has no network with name resolution left.
+    pub async fn remove_endpoint(&self, endpoint: &EndpointEntry) {
+        let mut listeners = self.listeners.lock().await;
+        let mut next = Snapshot::clone(&self.shared.snapshot.load());
+        next.remove_endpoint(endpoint);
+        let wanted = next.client(&endpoint.netns_id).is_some();
+        self.shared.snapshot.store(Arc::new(next));
+        if !wanted {
+            if let Some(listener) = listeners.remove(&endpoint.netns_id) {
+                listener.close().await;
+                tracing::debug!(netns = %endpoint.netns_id, "dns listener closed");
+            }
+        }
     }
 
     /// Close every listener (agent shutdown).

@@ -5,7 +5,7 @@
 //! changed afterwards: a connect or disconnect builds a new one and swaps it in atomically, so
 //! readers never lock and never see half an update.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
@@ -38,29 +38,66 @@ pub struct EndpointEntry {
 /// Index of a network inside one snapshot.
 type NetIdx = usize;
 
-#[derive(Debug, Default)]
+/// The names of one resolving network. `names` is a persistent map: cloning it (for the next
+/// snapshot) is O(1) and a change copies only the path to the changed entry, so an update
+/// costs the same with 10 endpoints or 10 000.
+#[derive(Debug, Clone, Default)]
 struct NetworkNames {
     /// Lower-case network name: the suffix of qualified names (`web.mynet`).
     name: String,
     /// Lower-case name → every address answering to it on this network.
-    names: HashMap<String, Vec<IpAddr>>,
+    names: im::HashMap<String, Vec<IpAddr>>,
 }
 
-/// What one client namespace may see.
+/// What the snapshot knows of a network (resolving or not).
+#[derive(Debug, Clone, Copy)]
+struct NetworkMeta {
+    /// Its names table, for networks with name resolution.
+    names: Option<NetIdx>,
+    internal: bool,
+}
+
+/// One endpoint of a client namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attachment {
+    network: String,
+    /// The network's names table, when it resolves names.
+    names: Option<NetIdx>,
+    internal: bool,
+}
+
+/// What one client namespace may see: its attachments, one per endpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientScope {
-    networks: Vec<NetIdx>,
-    /// Forward names we do not serve: the namespace has at least one non-internal attachment.
-    pub forward: bool,
+    attachments: Vec<Attachment>,
 }
 
-/// The name table at one instant.
-#[derive(Debug, Default)]
+impl ClientScope {
+    /// The name tables this client may read.
+    fn networks(&self) -> impl Iterator<Item = NetIdx> + '_ {
+        self.attachments.iter().filter_map(|a| a.names)
+    }
+
+    /// Forward names we do not serve: the namespace has at least one non-internal attachment
+    /// (default bridge included), so it could ask an outside resolver directly anyway.
+    pub fn forward(&self) -> bool {
+        self.attachments.iter().any(|a| !a.internal)
+    }
+
+    fn resolves(&self) -> bool {
+        self.networks().next().is_some()
+    }
+}
+
+/// The name table at one instant. Cloning is cheap (persistent maps, a few networks), so an
+/// update is "clone, change one endpoint, swap".
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     networks: Vec<NetworkNames>,
-    clients: HashMap<String, ClientScope>,
+    by_id: HashMap<String, NetworkMeta>,
+    clients: im::HashMap<String, ClientScope>,
     /// Address → (network, fully qualified `name.network.` for PTR answers).
-    reverse: HashMap<IpAddr, Vec<(NetIdx, String)>>,
+    reverse: im::HashMap<IpAddr, Vec<(NetIdx, String)>>,
     /// Subnets of every network on this host: their reverse names are answered here, never
     /// asked upstream (RFC 6303's spirit: private addresses do not leak out).
     all_subnets: Vec<IpNetwork>,
@@ -94,91 +131,148 @@ pub fn name_key(labels: impl Iterator<Item = impl AsRef<[u8]>>) -> Option<String
     Some(key)
 }
 
+/// The keys an endpoint answers to: its name and aliases, lower-case, without a final dot.
+fn endpoint_keys(ep: &EndpointEntry) -> impl Iterator<Item = String> + '_ {
+    ep.name
+        .iter()
+        .chain(&ep.aliases)
+        .map(|n| n.trim_end_matches('.').to_ascii_lowercase())
+        .filter(|k| !k.is_empty())
+}
+
 impl Snapshot {
     /// Build the table. Endpoints on unknown or non-resolving networks are ignored; names are
     /// matched case-insensitively.
     pub fn build(networks: &[NetworkEntry], endpoints: &[EndpointEntry]) -> Snapshot {
         let mut snapshot = Snapshot::default();
-        let mut index: HashMap<&str, NetIdx> = HashMap::new();
-        for net in networks.iter().filter(|n| n.resolves) {
-            index.insert(&net.id, snapshot.networks.len());
-            snapshot.networks.push(NetworkNames {
-                name: net.name.to_ascii_lowercase(),
-                names: HashMap::new(),
-            });
+        for net in networks {
+            snapshot.add_network(net);
         }
-        snapshot.all_subnets = networks
-            .iter()
-            .flat_map(|n| n.subnets.iter().copied())
-            .collect();
-        let internal: HashMap<&str, bool> = networks
-            .iter()
-            .map(|n| (n.id.as_str(), n.internal))
-            .collect();
-        // A namespace may forward if any of its attachments (default bridge included) can reach
-        // the outside: it could then ask an outside resolver directly anyway.
-        let mut scopes: BTreeMap<&str, ClientScope> = BTreeMap::new();
         for ep in endpoints {
-            let Some(&is_internal) = internal.get(ep.network_id.as_str()) else {
-                continue;
-            };
-            let scope = scopes.entry(&ep.netns_id).or_default();
-            scope.forward |= !is_internal;
-            let Some(&idx) = index.get(ep.network_id.as_str()) else {
-                continue;
-            };
-            if !scope.networks.contains(&idx) {
-                scope.networks.push(idx);
-            }
-            let net = &mut snapshot.networks[idx];
-            for name in ep.name.iter().chain(&ep.aliases) {
-                let key = name.trim_end_matches('.').to_ascii_lowercase();
-                if key.is_empty() {
-                    continue;
+            snapshot.add_endpoint(ep);
+        }
+        snapshot
+    }
+
+    /// Make `net` known (a no-op when it already is).
+    pub fn add_network(&mut self, net: &NetworkEntry) {
+        if self.by_id.contains_key(&net.id) {
+            return;
+        }
+        let names = net.resolves.then(|| {
+            self.networks.push(NetworkNames {
+                name: net.name.to_ascii_lowercase(),
+                names: im::HashMap::new(),
+            });
+            self.networks.len() - 1
+        });
+        let meta = NetworkMeta {
+            names,
+            internal: net.internal,
+        };
+        self.by_id.insert(net.id.clone(), meta);
+        self.all_subnets.extend(net.subnets.iter().copied());
+    }
+
+    /// Add one endpoint's names, addresses and client scope. Endpoints of networks the
+    /// snapshot does not know are ignored.
+    pub fn add_endpoint(&mut self, ep: &EndpointEntry) {
+        let Some(&meta) = self.by_id.get(&ep.network_id) else {
+            return;
+        };
+        self.clients
+            .entry(ep.netns_id.clone())
+            .or_default()
+            .attachments
+            .push(Attachment {
+                network: ep.network_id.clone(),
+                names: meta.names,
+                internal: meta.internal,
+            });
+        let Some(idx) = meta.names else { return };
+        let net = &mut self.networks[idx];
+        for key in endpoint_keys(ep) {
+            let addrs = net.names.entry(key).or_default();
+            for a in &ep.addresses {
+                if !addrs.contains(a) {
+                    addrs.push(*a);
                 }
-                let addrs = net.names.entry(key).or_default();
-                for a in &ep.addresses {
-                    if !addrs.contains(a) {
-                        addrs.push(*a);
+            }
+        }
+        if let Some(fqdn) = Self::ptr_name(ep, &net.name) {
+            for a in &ep.addresses {
+                self.reverse
+                    .entry(*a)
+                    .or_default()
+                    .push((idx, fqdn.clone()));
+            }
+        }
+    }
+
+    /// Undo [`Snapshot::add_endpoint`] for the same entry.
+    pub fn remove_endpoint(&mut self, ep: &EndpointEntry) {
+        let Some(&meta) = self.by_id.get(&ep.network_id) else {
+            return;
+        };
+        if let Some(scope) = self.clients.get_mut(&ep.netns_id) {
+            if let Some(i) = scope
+                .attachments
+                .iter()
+                .position(|a| a.network == ep.network_id)
+            {
+                scope.attachments.remove(i);
+            }
+            if scope.attachments.is_empty() {
+                self.clients.remove(&ep.netns_id);
+            }
+        }
+        let Some(idx) = meta.names else { return };
+        let net = &mut self.networks[idx];
+        // Addresses are unique within a network: these belong to this endpoint alone.
+        for key in endpoint_keys(ep) {
+            if let Some(addrs) = net.names.get_mut(&key) {
+                addrs.retain(|a| !ep.addresses.contains(a));
+                if addrs.is_empty() {
+                    net.names.remove(&key);
+                }
+            }
+        }
+        if let Some(fqdn) = Self::ptr_name(ep, &net.name) {
+            for a in &ep.addresses {
+                if let Some(names) = self.reverse.get_mut(a) {
+                    names.retain(|(i, n)| !(*i == idx && *n == fqdn));
+                    if names.is_empty() {
+                        self.reverse.remove(a);
                     }
                 }
             }
-            let ptr_name = ep.name.as_ref().or(ep.aliases.first());
-            if let Some(ptr_name) = ptr_name {
-                let fqdn = format!("{}.{}.", ptr_name.to_ascii_lowercase(), net.name);
-                for a in &ep.addresses {
-                    snapshot
-                        .reverse
-                        .entry(*a)
-                        .or_default()
-                        .push((idx, fqdn.clone()));
-                }
-            }
         }
-        // Only namespaces with at least one resolving network get a scope (and a listener).
-        snapshot.clients = scopes
-            .into_iter()
-            .filter(|(_, s)| !s.networks.is_empty())
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        snapshot
+    }
+
+    /// The name a PTR answer gives for an endpoint's addresses: `name.network.`.
+    fn ptr_name(ep: &EndpointEntry, network: &str) -> Option<String> {
+        let name = ep.name.as_ref().or(ep.aliases.first())?;
+        Some(format!("{}.{network}.", name.to_ascii_lowercase()))
     }
 
     /// The scope of a client namespace; None when it has no network with name resolution.
     pub fn client(&self, netns_id: &str) -> Option<&ClientScope> {
-        self.clients.get(netns_id)
+        self.clients.get(netns_id).filter(|s| s.resolves())
     }
 
     /// Namespaces that need a listener.
     pub fn clients(&self) -> impl Iterator<Item = &str> {
-        self.clients.keys().map(String::as_str)
+        self.clients
+            .iter()
+            .filter(|(_, s)| s.resolves())
+            .map(|(k, _)| k.as_str())
     }
 
     /// Look `key` (see [`name_key`]) up for a client: first as a name on any of its networks,
     /// then as `name.network` on the named one.
     pub fn lookup(&self, scope: &ClientScope, key: &str) -> Lookup {
         let mut found: Option<Vec<IpAddr>> = None;
-        for &idx in &scope.networks {
+        for idx in scope.networks() {
             if let Some(addrs) = self.networks[idx].names.get(key) {
                 let all = found.get_or_insert_with(Vec::new);
                 for a in addrs {
@@ -192,7 +286,7 @@ impl Snapshot {
             return Lookup::Found(found);
         }
         let mut in_our_domain = false;
-        for &idx in &scope.networks {
+        for idx in scope.networks() {
             let net = &self.networks[idx];
             if key == net.name {
                 in_our_domain = true;
@@ -227,7 +321,7 @@ impl Snapshot {
             .get(&ip)
             .map(|v| {
                 v.iter()
-                    .filter(|(idx, _)| scope.networks.contains(idx))
+                    .filter(|(idx, _)| scope.networks().any(|n| n == *idx))
                     .map(|(_, n)| n.as_str())
                     .collect()
             })
@@ -339,12 +433,12 @@ pub(crate) mod tests {
             s.client("ns-lone").is_none(),
             "default bridge has no resolver"
         );
-        assert!(s.client("ns-web").unwrap().forward);
+        assert!(s.client("ns-web").unwrap().forward());
         assert!(
-            !s.client("ns-db").unwrap().forward,
+            !s.client("ns-db").unwrap().forward(),
             "internal only never forwards"
         );
-        assert!(s.client("ns-api1").unwrap().forward, "mixed: has a way out");
+        assert!(s.client("ns-api1").unwrap().forward(), "mixed: has a way out");
         let mut clients: Vec<&str> = s.clients().collect();
         clients.sort();
         assert_eq!(
@@ -369,6 +463,88 @@ pub(crate) mod tests {
         assert!(names.is_empty() && !ours);
         let (names, ours) = s.reverse(web, "10.1.0.99".parse().unwrap());
         assert!(names.is_empty() && ours);
+    }
+
+    /// Everything a snapshot answers, in a canonical order (address order inside an answer is
+    /// shuffled on the wire anyway).
+    fn canonical(s: &Snapshot) -> String {
+        let mut lines = Vec::new();
+        for (idx, net) in s.networks.iter().enumerate() {
+            for (name, addrs) in &net.names {
+                let mut addrs = addrs.clone();
+                addrs.sort();
+                lines.push(format!("name {idx} {} {name} {addrs:?}", net.name));
+            }
+        }
+        for (ns, scope) in &s.clients {
+            let mut attachments: Vec<String> =
+                scope.attachments.iter().map(|a| format!("{a:?}")).collect();
+            attachments.sort();
+            lines.push(format!("client {ns} {attachments:?}"));
+        }
+        for (ip, names) in &s.reverse {
+            let mut names = names.clone();
+            names.sort();
+            lines.push(format!("ptr {ip} {names:?}"));
+        }
+        lines.sort();
+        lines.join("\n")
+    }
+
+    /// Adding and removing endpoints one at a time, in any order, gives exactly the table a
+    /// full build of the endpoints present gives.
+    #[test]
+    fn incremental_updates_match_a_full_build() {
+        let mut bridge = net("n0", "bridge", false, "172.17.0.0/16");
+        bridge.resolves = false;
+        let networks = [
+            bridge,
+            net("n1", "front", false, "10.1.0.0/24"),
+            net("n2", "back", true, "10.2.0.0/24"),
+        ];
+        let mut pool = Vec::new();
+        for i in 0..24u8 {
+            let (network, prefix) = [("n0", "172.17.0"), ("n1", "10.1.0"), ("n2", "10.2.0")]
+                [usize::from(i % 3)];
+            let ns = format!("ns{}", i % 8);
+            let name = format!("c{}", i % 8);
+            let alias = ["api", "db", "API.", ""][usize::from(i % 4)];
+            let ip = format!("{prefix}.{}", 10 + i);
+            let ip6 = format!("fd00::{i}");
+            let ips: Vec<&str> = if i % 5 == 0 { vec![&ip, &ip6] } else { vec![&ip] };
+            let aliases: Vec<&str> = if alias.is_empty() { vec![] } else { vec![alias] };
+            pool.push(ep(network, &ns, &name, &aliases, &ips));
+        }
+        let mut present = vec![false; pool.len()];
+        let mut snapshot = Snapshot::build(&networks, &[]);
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..2000 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let i = usize::try_from(seed >> 33).unwrap() % pool.len();
+            // One endpoint per network and namespace, as the agent guarantees.
+            let clash = pool.iter().enumerate().any(|(j, other)| {
+                j != i
+                    && present[j]
+                    && other.netns_id == pool[i].netns_id
+                    && other.network_id == pool[i].network_id
+            });
+            if present[i] {
+                snapshot.remove_endpoint(&pool[i]);
+            } else if !clash {
+                snapshot.add_endpoint(&pool[i]);
+            } else {
+                continue;
+            }
+            present[i] = !present[i];
+            let now: Vec<EndpointEntry> = pool
+                .iter()
+                .zip(&present)
+                .filter(|(_, p)| **p)
+                .map(|(e, _)| e.clone())
+                .collect();
+            let full = Snapshot::build(&networks, &now);
+            assert_eq!(canonical(&snapshot), canonical(&full), "step {step}");
+        }
     }
 
     #[test]
