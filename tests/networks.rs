@@ -265,6 +265,67 @@ fn namespaces_on_one_network_talk_and_other_networks_are_isolated() {
     assert!(!sb.ping("c", &n48));
 }
 
+/// A dual-stack network gives each endpoint an IPv6 address too; on an IPv4-only network the
+/// interface has IPv6 turned off (no link-local address, no multicast chatter on the bridge).
+#[test]
+fn dual_stack_endpoints_talk_over_ipv6_and_ipv4_only_ones_have_it_off() {
+    let sb = Sandbox::new();
+    let agent = sb.start_agent(&[]);
+    sb.warren_ok(
+        &agent,
+        &[
+            "network",
+            "create",
+            "--ipv6",
+            "--subnet",
+            "10.33.0.0/24",
+            "--subnet",
+            "fd00:33::/64",
+            "dual",
+        ],
+    );
+    sb.warren_ok(
+        &agent,
+        &["network", "create", "--subnet", "10.34.0.0/24", "v4only"],
+    );
+    for ns in ["x", "y", "z"] {
+        sb.netns_add(ns);
+    }
+    connect(&sb, &agent, "dual", "x", &[]);
+    connect(&sb, &agent, "dual", "y", &[]);
+    connect(&sb, &agent, "v4only", "z", &[]);
+    let disabled = |ns: &str| {
+        let out = sb.in_ns(ns, &["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]);
+        text(&out).0.trim().to_string()
+    };
+    assert_eq!(disabled("x"), "0");
+    assert_eq!(disabled("z"), "1");
+    let z_v6 = text(&sb.in_ns("z", &["ip", "-6", "addr", "show", "dev", "eth0"])).0;
+    assert!(
+        z_v6.trim().is_empty(),
+        "IPv4-only endpoint has IPv6: {z_v6}"
+    );
+
+    let net = inspect(&sb, &agent, "dual");
+    let y_v6 = net["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|c| c["Name"] == "netns:y")
+        .and_then(|c| c["IPv6Address"].as_str())
+        .expect("y has an IPv6 address")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(y_v6.starts_with("fd00:33::"), "{y_v6}");
+    let x_v6 = text(&sb.in_ns("x", &["ip", "-6", "addr", "show", "dev", "eth0"])).0;
+    assert!(x_v6.contains("fd00:33::"), "{x_v6}");
+    // Duplicate address detection may hold the address back for a moment.
+    assert!(sb.ping_within("x", &y_v6, 5), "x cannot reach {y_v6}");
+    assert!(sb.ping("x", &ip_of(&sb, &agent, "dual", "y")));
+}
+
 /// Names of the networks `GET /networks?filters=…` returns for a raw filters JSON.
 fn filtered(sb: &Sandbox, agent: &Agent, filters: &str) -> Vec<String> {
     let body = sb.get_json(agent, &format!("/networks?filters={}", urlencode(filters)));

@@ -530,7 +530,9 @@ impl Agent {
             }
         }
         let driver = self.driver(&network.driver)?;
-        driver.check_attach(&network.driver_config(), self.endpoints(&network.id)?.len())?;
+        if driver.limits_endpoints() {
+            driver.check_attach(&network.driver_config(), self.endpoints(&network.id)?.len())?;
+        }
         let port_specs = request
             .publish
             .iter()

@@ -438,7 +438,10 @@ pub(crate) mod tests {
             !s.client("ns-db").unwrap().forward(),
             "internal only never forwards"
         );
-        assert!(s.client("ns-api1").unwrap().forward(), "mixed: has a way out");
+        assert!(
+            s.client("ns-api1").unwrap().forward(),
+            "mixed: has a way out"
+        );
         let mut clients: Vec<&str> = s.clients().collect();
         clients.sort();
         assert_eq!(
@@ -504,15 +507,23 @@ pub(crate) mod tests {
         ];
         let mut pool = Vec::new();
         for i in 0..24u8 {
-            let (network, prefix) = [("n0", "172.17.0"), ("n1", "10.1.0"), ("n2", "10.2.0")]
-                [usize::from(i % 3)];
+            let (network, prefix) =
+                [("n0", "172.17.0"), ("n1", "10.1.0"), ("n2", "10.2.0")][usize::from(i % 3)];
             let ns = format!("ns{}", i % 8);
             let name = format!("c{}", i % 8);
             let alias = ["api", "db", "API.", ""][usize::from(i % 4)];
             let ip = format!("{prefix}.{}", 10 + i);
             let ip6 = format!("fd00::{i}");
-            let ips: Vec<&str> = if i % 5 == 0 { vec![&ip, &ip6] } else { vec![&ip] };
-            let aliases: Vec<&str> = if alias.is_empty() { vec![] } else { vec![alias] };
+            let ips: Vec<&str> = if i % 5 == 0 {
+                vec![&ip, &ip6]
+            } else {
+                vec![&ip]
+            };
+            let aliases: Vec<&str> = if alias.is_empty() {
+                vec![]
+            } else {
+                vec![alias]
+            };
             pool.push(ep(network, &ns, &name, &aliases, &ips));
         }
         let mut present = vec![false; pool.len()];

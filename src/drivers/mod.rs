@@ -179,8 +179,14 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         endpoint: &EndpointConfig,
     ) -> Result<(), DriverError>;
 
+    /// Whether the driver limits the number of endpoints of a network (then `check_attach`
+    /// is given the count, which costs a scan of the network's endpoints).
+    fn limits_endpoints(&self) -> bool {
+        false
+    }
+
     /// Refuse one more endpoint before anything is reserved or created (`endpoints`: how many
-    /// the network has now). Most drivers take any number.
+    /// the network has now). Only called when [`Driver::limits_endpoints`].
     fn check_attach(&self, _network: &NetworkConfig, _endpoints: usize) -> Result<(), DriverError> {
         Ok(())
     }
@@ -193,17 +199,35 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
 
 /// Addresses, loopback and the default routes, set from inside the endpoint's namespace (one
 /// socket opened there). Shared by the drivers whose endpoint is born inside the namespace.
+///
+/// An interface on a network without IPv6 gets IPv6 turned off before it comes up (as Docker
+/// does): otherwise its link-local address brings duplicate address detection, MLD reports
+/// and router solicitations, multicasts that a bridge floods to every other port, so each new
+/// endpoint would cost work proportional to the endpoints already there.
 pub(crate) async fn configure_inside(
     endpoint: &EndpointConfig,
     gateways: &[IpAddr],
 ) -> Result<(), DriverError> {
     let ifname = &endpoint.ifname;
-    let inside = Netlink::in_netns(&endpoint.netns)
+    let ipv6 = endpoint.addresses.iter().any(IpNetwork::is_ipv6);
+    let key = format!("net.ipv6.conf.{ifname}.disable_ipv6");
+    let disable_ipv6 = move || -> Result<(), NetnsError> {
+        if ipv6 {
+            return Ok(());
+        }
+        match crate::netns::sysctl_set(None, &key, "1") {
+            // A kernel without IPv6 has nothing to turn off.
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    };
+    let (inside, disabled) = Netlink::in_netns_with(&endpoint.netns, disable_ipv6)
         .await
         .map_err(DriverError::netlink(format!(
             "enter {}",
             endpoint.netns.display()
         )))?;
+    disabled.map_err(DriverError::netns(format!("disable IPv6 on {ifname}")))?;
     let index = inside
         .link_index(ifname)
         .await

@@ -279,20 +279,30 @@ impl Netlink {
     /// A socket in the namespace at `ns_path`, opened on a dedicated thread that entered it;
     /// no runtime thread changes namespace.
     pub async fn in_netns(ns_path: &Path) -> Result<Netlink, NetlinkError> {
+        Ok(Netlink::in_netns_with(ns_path, || ()).await?.0)
+    }
+
+    /// [`Netlink::in_netns`], also running `also` in the namespace (on the thread that opens
+    /// the socket, so that a sysctl write there costs no second namespace thread).
+    pub async fn in_netns_with<T, F>(ns_path: &Path, also: F) -> Result<(Netlink, T), NetlinkError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
         let runtime = tokio::runtime::Handle::current();
-        let (conn, handle, _) = netns::run_in_async(ns_path.to_owned(), move || {
+        let (connection, also) = netns::run_in_async(ns_path.to_owned(), move || {
             // The socket registers with the reactor at creation, so enter the runtime here.
             let _guard = runtime.enter();
-            rtnetlink::new_connection()
+            (rtnetlink::new_connection(), also())
         })
         .await
         .map_err(|source| NetlinkError::EnterNetns {
             path: ns_path.to_owned(),
             source,
-        })?
-        .map_err(|source| NetlinkError::Connect { source })?;
+        })?;
+        let (conn, handle, _) = connection.map_err(|source| NetlinkError::Connect { source })?;
         tokio::spawn(conn);
-        Ok(Netlink { handle })
+        Ok((Netlink { handle }, also))
     }
 
     /// The namespace's socket for a path, or the current one for `None`.

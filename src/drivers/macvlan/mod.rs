@@ -311,6 +311,11 @@ impl Driver for MacvlanDriver {
         Ok(())
     }
 
+    /// passthru: the one endpoint takes the parent.
+    fn limits_endpoints(&self) -> bool {
+        true
+    }
+
     fn check_attach(&self, network: &NetworkConfig, endpoints: usize) -> Result<(), DriverError> {
         let settings = settings_of(network)?;
         if settings.mode == MacvlanMode::Passthru && endpoints > 0 {
