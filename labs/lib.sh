@@ -77,11 +77,12 @@ host_snapshot() {
 }
 
 # ---- the agent -----------------------------------------------------------------------------
-# lab_start_agent: run a private warrend (own data/exec root, socket and empty config) in the
-# background, export WARREN_HOST for the CLI and wait until it answers. The default network's
-# bridge (warren0) and Warren's nftables tables are kernel state that the agent deliberately
-# keeps when it stops (so containers survive an agent restart); this lab's cleanup removes them
-# because it owns the agent. To stay honest about that it refuses to start where they exist.
+# lab_start_agent [DAEMON_JSON]: run a private warrend (own data/exec root, socket, and a config
+# file holding DAEMON_JSON, `{}` by default) in the background, export WARREN_HOST for the CLI
+# and wait until it answers. The default network's bridge (warren0) and Warren's nftables
+# tables are kernel state that the agent deliberately keeps when it stops (so containers survive
+# an agent restart); this lab's cleanup removes them because it owns the agent. To stay honest
+# about that it refuses to start where they exist.
 lab_start_agent() {
     [ "$(id -u)" = 0 ] || fail "labs need root (they create namespaces, bridges and nft tables)"
     local tool
@@ -96,7 +97,7 @@ lab_start_agent() {
 
     LAB_DIR=$(mktemp -d /tmp/warren-lab$LAB.XXXXXX)
     defer "rm -rf '$LAB_DIR'"
-    echo '{}' >"$LAB_DIR/daemon.json"
+    printf '%s\n' "${1:-"{}"}" >"$LAB_DIR/daemon.json"
     export WARREN_HOST="unix://$LAB_DIR/warren.sock"
     "$WARREND" --data-root "$LAB_DIR/data" --exec-root "$LAB_DIR/run" \
         -H "$WARREN_HOST" --config-file "$LAB_DIR/daemon.json" >"$LAB_DIR/warrend.log" 2>&1 &

@@ -589,7 +589,7 @@ fn containers_resolve_each_other_on_user_networks_only() {
         args.extend([root.as_str(), "sleep", "1000"]);
         warren(&sb, &agent, &args);
     }
-    // The container's resolv.conf points at the embedded resolver; plain `nslookup beta` works.
+    // The container's resolv.conf points at the embedded resolver.
     assert!(
         warren(&sb, &agent, &["exec", "alpha", "cat", "/etc/resolv.conf"]).contains("127.0.0.11")
     );
@@ -606,10 +606,24 @@ fn containers_resolve_each_other_on_user_networks_only() {
         .next()
         .unwrap()
         .to_string();
+    // nslookup names its server: without one, busybox's nslookup only asks NAME.DOMAIN for the
+    // domains of a `search` line (copied from the host's resolv.conf) and never NAME itself.
     for name in ["beta", "svc"] {
-        let out = warren(&sb, &agent, &["exec", "alpha", "nslookup", name]);
+        let out = warren(
+            &sb,
+            &agent,
+            &["exec", "alpha", "nslookup", name, "127.0.0.11"],
+        );
         assert!(out.contains(&format!("Address: {b_ip}")), "{name}: {out}");
     }
+    // The C library's resolver (busybox ping) goes through resolv.conf; with `ndots:0` it asks
+    // for the bare name first, search domains or not.
+    let out = warren(
+        &sb,
+        &agent,
+        &["exec", "alpha", "ping", "-c", "1", "-W", "2", "svc"],
+    );
+    assert!(out.contains(&format!("PING svc ({b_ip})")), "{out}");
     // Default bridge: no resolution between containers.
     for name in ["gamma", "delta"] {
         warren(
@@ -640,7 +654,15 @@ fn containers_resolve_each_other_on_user_networks_only() {
     warren(&sb, &agent, &["rm", "-f", "beta"]);
     let out = sb.run(
         bin("warren"),
-        &["-H", &host, "exec", "alpha", "nslookup", "svc"],
+        &[
+            "-H",
+            &host,
+            "exec",
+            "alpha",
+            "nslookup",
+            "svc",
+            "127.0.0.11",
+        ],
     );
     assert!(!out.status.success(), "svc still resolves after rm");
 }
