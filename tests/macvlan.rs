@@ -349,7 +349,7 @@ fn invalid_requests_are_refused_with_clear_errors_and_change_nothing() {
 #[test]
 fn internal_network_without_parent_and_cleanup_on_rm() {
     let sb = Sandbox::new();
-    let agent = start(&sb);
+    let mut agent = start(&sb);
     let host_links = sb.sh("ip -br link | awk '{print $1}' | sort");
     let id = warren_ok(
         &sb,
@@ -382,6 +382,17 @@ fn internal_network_without_parent_and_cleanup_on_rm() {
     assert!(
         pings(&sb, "c1", &ipv4_of(&sb, "c2")),
         "siblings talk through the hidden parent"
+    );
+    // A hidden parent that no network explains (a crash between making it and recording the
+    // network) is removed at the next start; the live one stays.
+    sb.sh("ip link add wm-00deadbeef type bridge");
+    agent.restart(&sb);
+    let links = sb.sh("ip -br link | awk '{print $1}'");
+    assert!(!links.contains("wm-00deadbeef"), "orphan kept: {links}");
+    assert!(links.contains(&hidden), "live hidden parent removed: {links}");
+    assert!(
+        pings(&sb, "c1", &ipv4_of(&sb, "c2")),
+        "siblings still talk after the restart"
     );
     // rm with endpoints is refused; after disconnecting, rm removes the hidden bridge too.
     let out = warren(&sb, &agent, &["network", "rm", "inner"]);

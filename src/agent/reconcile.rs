@@ -3,7 +3,7 @@
 //! On start (after a clean stop, a crash or `nft flush ruleset` by someone else) the agent
 //! re-creates what its records describe and is missing, forgets endpoints whose namespace is
 //! gone, replaces its nftables table in one transaction (no gap in which established
-//! connections could be dropped), and removes host links with Warren's veth prefix that no
+//! connections could be dropped), and removes host links with Warren's prefixes that no
 //! record explains. It never touches objects it does not own.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +15,7 @@ use super::{random_id, Agent};
 use crate::drivers::bridge::{
     DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC, OPT_MASQUERADE, OPT_MTU,
 };
+use crate::drivers::macvlan::HIDDEN_PARENT_PREFIX;
 use crate::drivers::NetworkSettings;
 use crate::error::{Error, ErrorKind};
 use crate::ipam::{self, NetworkRequest};
@@ -39,8 +40,10 @@ impl Agent {
         self.ensure_default_network().await?;
         let mut policies = Vec::new();
         let mut ports = Vec::new();
-        let mut live_veths = BTreeSet::new();
+        // Host links named like Warren's that a record explains; the others are orphans.
+        let mut live_links = BTreeSet::new();
         for network in self.networks()? {
+            live_links.insert(network.settings.interface.clone());
             let driver = self.driver(&network.driver)?;
             let config = network.driver_config();
             if let Err(e) = driver.create_network(&config).await {
@@ -71,7 +74,7 @@ impl Agent {
                             tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
                         }
                     }
-                    live_veths.insert(veth.clone());
+                    live_links.insert(veth.clone());
                 }
                 ports.extend(endpoint.ports.iter().cloned());
             }
@@ -80,20 +83,23 @@ impl Agent {
             }
         }
         self.firewall.replace_all(&policies, &ports)?;
-        self.remove_orphan_veths(&live_veths).await?;
+        self.remove_orphan_links(&live_links).await?;
         // Listeners of live endpoints are (re-)opened; names are served from here on.
         self.refresh_dns().await;
         Ok(())
     }
 
-    /// Host ends of veths that carry Warren's prefix but belong to no endpoint (left by a crash
-    /// between creating a link and recording it) are deleted.
-    async fn remove_orphan_veths(&self, live: &BTreeSet<String>) -> Result<(), Error> {
+    /// Links that carry Warren's names but that no record explains (left by a crash between
+    /// creating a link and recording it) are deleted: host ends of veths (`wv…`) and the
+    /// hidden parent bridges of parent-less macvlan networks (`wm-…`).
+    async fn remove_orphan_links(&self, live: &BTreeSet<String>) -> Result<(), Error> {
         let nl = Netlink::current()?;
         for link in nl.links().await? {
-            let ours = link.name.starts_with(VETH_PREFIX) && link.kind.as_deref() == Some("veth");
+            let kind = link.kind.as_deref();
+            let ours = (link.name.starts_with(VETH_PREFIX) && kind == Some("veth"))
+                || (link.name.starts_with(HIDDEN_PARENT_PREFIX) && kind == Some("bridge"));
             if ours && !live.contains(&link.name) {
-                tracing::info!(link = %link.name, "removing orphaned veth");
+                tracing::info!(link = %link.name, "removing orphaned link");
                 nl.delete_link(&link.name).await?;
             }
         }

@@ -93,9 +93,15 @@ pub struct MacvlanSettings {
 #[derive(Debug, Default)]
 pub struct MacvlanDriver;
 
+/// Prefix of the hidden parent bridges of parent-less macvlan networks.
+pub const HIDDEN_PARENT_PREFIX: &str = "wm-";
+
 /// The hidden parent bridge of an internal (parent-less) network: `wm-` + 10 hex digits.
 pub fn hidden_parent_name(network_id: &str) -> String {
-    format!("wm-{}", &network_id[..network_id.len().min(10)])
+    format!(
+        "{HIDDEN_PARENT_PREFIX}{}",
+        &network_id[..network_id.len().min(10)]
+    )
 }
 
 /// The IFLA_IFALIAS Warren puts on a VLAN sub-interface it made for a network.
