@@ -315,6 +315,8 @@ def measure(a):
         run(podman + ["system", "reset", "-f"], check=False, env=pod_env)
         reaper.keep.clear()
         reaper.reap()
+        if a.log_out:
+            shutil.copyfile(os.path.join(work, "warrend.log"), a.log_out)
     write_json(a.out, res)
 
 
@@ -322,6 +324,62 @@ def once_floor():
     t0 = time.perf_counter_ns()
     subprocess.run(["/bin/true"])
     return time.perf_counter_ns() - t0
+
+
+# ---------------------------------------------------------------- wait for a quiet machine
+
+def wait_quiet(a):
+    """Block until the machine was below FOREIGN_BUSY_PCT busy for `--quiet` seconds in a
+    row, at most `--max` seconds (then go on anyway, saying so)."""
+    deadline, quiet, last = time.time() + a.max, 0, cpu_sample()
+    while quiet < a.quiet:
+        if time.time() > deadline:
+            print("wait-quiet: still busy after %d s; measuring anyway" % a.max, file=sys.stderr)
+            return
+        time.sleep(1)
+        now = cpu_sample()
+        busy = cpu_window(last, now)["machine_cpu_busy_pct"] or 0
+        quiet = quiet + 1 if busy < FOREIGN_BUSY_PCT else 0
+        last = now
+    print("wait-quiet: machine quiet for %d s (load %.2f)" % (a.quiet, os.getloadavg()[0]), file=sys.stderr)
+
+
+# ---------------------------------------------------------------- agent log phases
+
+def log_phases(path):
+    """Per-container phases from the agent's INFO lines (timestamps in µs): create request
+    committed and wired -> "created"; start (bundle, shim, init, exec) -> "started"; the
+    command runs -> "exited" (the agent noticed); --rm teardown -> "removed". Returns, per
+    network mode, the median of each phase in ms (warm-up containers included)."""
+    import re
+    from datetime import datetime
+    ts = lambda line: datetime.strptime(line[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+    by_name, short_to_name = {}, {}
+    for line in open(path, errors="replace"):
+        m = re.search(r"container (created|started|exited|removed) container=(\S+)", line)
+        if not m or len(line) < 27:
+            continue
+        event, who = m.group(1), m.group(2)
+        if event == "created":
+            idm, netm = re.search(r" id=(\S+)", line), re.search(r" network=(\S+)", line)
+            short_to_name[idm.group(1) if idm else ""] = who
+            by_name[who] = {"network": netm.group(1) if netm else "?", "created": ts(line)}
+        elif event == "exited":
+            name = short_to_name.get(who[:12])
+            if name in by_name:
+                by_name[name]["exited"] = ts(line)
+        elif who in by_name:
+            by_name[who][event] = ts(line)
+    phases = {}
+    for c in by_name.values():
+        if not all(k in c for k in ("created", "started", "exited", "removed")):
+            continue
+        p = phases.setdefault(c["network"], {"start": [], "run": [], "remove": []})
+        p["start"].append(c["started"] - c["created"])
+        p["run"].append(c["exited"] - c["started"])
+        p["remove"].append(c["removed"] - c["exited"])
+    med = lambda v: round(sorted(v)[len(v) // 2] * 1000, 2)
+    return {net: dict({k: med(v) for k, v in p.items()}, n=len(p["start"])) for net, p in phases.items()}
 
 
 # ---------------------------------------------------------------- report
@@ -359,11 +417,6 @@ def report(a):
            "summary": s, "spawn_floor_bin_true": raw.get("spawn_floor_bin_true"),
            "targets": targets, "all_pass": all(t["pass"] for t in targets),
            "secondary": secondary, "failures": raw.get("failures"), "leftovers": raw.get("leftovers")}
-    if a.out:
-        write_json(a.out, out)
-        write_json(a.out.replace(".json", "-raw.json"), raw)
-    if a.json:
-        write_json(a.json, out)
     f = lambda v: "-" if v is None else ("%.1f" % v if isinstance(v, float) else str(v))
     print("\n%-42s %5s %8s %8s %8s %8s" % ("variant", "n", "p50 ms", "p95 ms", "min ms", "max ms"))
     for k, label in VARIANTS:
@@ -385,8 +438,16 @@ def report(a):
           "(100 %% = both cores); windows of 10 rounds with foreign CPU > %d%%: %d of %d"
           % (out["loadavg"]["start"], out["loadavg"]["end"], cpu.get("seconds"), cpu.get("machine_cpu_busy_pct"),
              cpu.get("foreign_cpu_pct"), FOREIGN_BUSY_PCT, len(busy_wins), len(wins)))
+    if a.log and os.path.exists(a.log):
+        out["agent_log_phases_ms"] = log_phases(a.log)
+        print("agent log, median ms per container (created->started / started->exited / exited->removed): "
+              + "; ".join("--network %s: %s / %s / %s (n=%d)" % (net, p["start"], p["run"], p["remove"], p["n"])
+                          for net, p in sorted(out["agent_log_phases_ms"].items())))
     if a.out:
         write_json(a.out, out)
+        write_json(a.out.replace(".json", "-raw.json"), raw)
+    if a.json:
+        write_json(a.json, out)
     if any(raw.get("failures", {}).values()):
         print("FAILURES: %s" % json.dumps(raw["failures"]))
     left = {k: v for k, v in (raw.get("leftovers") or {}).items() if v}
@@ -409,13 +470,18 @@ def main():
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--podman-n", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--log-out", help="copy the agent's log here (phases per container)")
     p = sub.add_parser("report")
     p.add_argument("--raw", required=True)
     p.add_argument("--out")
     p.add_argument("--json")
     p.add_argument("--load-start", default="")
+    p.add_argument("--log", help="the agent's log (from measure --log-out): phase breakdown")
+    p = sub.add_parser("wait-quiet")
+    p.add_argument("--max", type=int, default=600)
+    p.add_argument("--quiet", type=int, default=5)
     a = ap.parse_args()
-    {"measure": measure, "report": report}[a.cmd](a)
+    {"measure": measure, "report": report, "wait-quiet": wait_quiet}[a.cmd](a)
 
 
 if __name__ == "__main__":

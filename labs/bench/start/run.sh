@@ -6,7 +6,7 @@
 #
 #   cargo build --release --bins          # first: this script builds nothing
 #   sudo labs/bench/start/run.sh [--n 100] [--podman-n 100] [--warmup 5] [--json FILE]
-#                                [--out FILE] [--workdir DIR]
+#                                [--out FILE] [--workdir DIR] [--wait-quiet MAX_SECONDS]
 #
 # Everything runs in a throwaway sandbox: private network, mount and PID namespaces with
 # tmpfs on /run (crun's, podman's and warrend's run state, /run/netns) and on
@@ -17,7 +17,8 @@
 # iptables rules and cgroup directories are compared before/after; a difference fails the run.
 #
 # Prints a table (and writes target/bench/start/results.json, + results-raw.json with every
-# sample); --json FILE also writes the JSON document to FILE ("-" for stdout).
+# sample and results-warrend.log, the agent's log, from which the report takes per-container
+# phases); --json FILE also writes the JSON document to FILE ("-" for stdout).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
@@ -60,7 +61,7 @@ if [ -n "${WARREN_START_BENCH_INNER:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- outside
-n=100 podman_n=100 warmup=5 json="" workdir=/var/tmp
+n=100 podman_n=100 warmup=5 json="" workdir=/var/tmp wait_quiet=0
 out="$repo/target/bench/start/results.json"
 while (($#)); do
     case "$1" in
@@ -70,7 +71,8 @@ while (($#)); do
         --json) json=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --workdir) workdir=$2; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --wait-quiet) wait_quiet=$2; shift 2 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -166,14 +168,18 @@ trap cleanup EXIT
 
 labs_tar="$tmp/busybox.tar"
 "$repo/labs/images/busybox.sh" "$labs_tar" 2>&1 | sed 's/^/  /' >&2
+# Other work on the machine shows in every figure: optionally wait for 5 quiet seconds first.
+((wait_quiet > 0)) && "${py[@]}" wait-quiet --max "$wait_quiet"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== start bench: n=$n (podman $podman_n), warm-up $warmup, load $load_start" >&2
 
 setpriv --pdeathsig KILL -- unshare --net --mount --pid --fork --kill-child --mount-proc \
     --propagation private -- env WARREN_START_BENCH_INNER=1 bash "$0" \
     --work "$tmp" --tar "$labs_tar" --warren "$bin_dir" --n "$n" --podman-n "$podman_n" \
-    --warmup "$warmup" --out "$tmp/raw.json" >&2
+    --warmup "$warmup" --out "$tmp/raw.json" >&2   # the agent log stays in $tmp/warrend.log
 
-args=(report --raw "$tmp/raw.json" --out "$out" --load-start "$load_start")
+mkdir -p "$(dirname "$out")"
+cp "$tmp/warrend.log" "${out%.json}-warrend.log"
+args=(report --raw "$tmp/raw.json" --out "$out" --load-start "$load_start" --log "${out%.json}-warrend.log")
 [ -n "$json" ] && args+=(--json "$json")
 "${py[@]}" "${args[@]}"
