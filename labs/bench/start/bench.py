@@ -354,7 +354,9 @@ def log_phases(path):
     import re
     from datetime import datetime
     ts = lambda line: datetime.strptime(line[:26], "%Y-%m-%dT%H:%M:%S.%f").timestamp()
-    by_name, short_to_name = {}, {}
+    # Generated names repeat over hundreds of containers: an event belongs to the latest
+    # container created under that name ("exited" names the id instead).
+    records, by_name, by_short = [], {}, {}
     for line in open(path, errors="replace"):
         m = re.search(r"container (created|started|exited|removed) container=(\S+)", line)
         if not m or len(line) < 27:
@@ -362,16 +364,17 @@ def log_phases(path):
         event, who = m.group(1), m.group(2)
         if event == "created":
             idm, netm = re.search(r" id=(\S+)", line), re.search(r" network=(\S+)", line)
-            short_to_name[idm.group(1) if idm else ""] = who
-            by_name[who] = {"network": netm.group(1) if netm else "?", "created": ts(line)}
+            rec = {"network": netm.group(1) if netm else "?", "created": ts(line)}
+            records.append(rec)
+            by_name[who] = rec
+            by_short[idm.group(1) if idm else ""] = rec
         elif event == "exited":
-            name = short_to_name.get(who[:12])
-            if name in by_name:
-                by_name[name]["exited"] = ts(line)
+            if who[:12] in by_short:
+                by_short[who[:12]]["exited"] = ts(line)
         elif who in by_name:
             by_name[who][event] = ts(line)
     phases = {}
-    for c in by_name.values():
+    for c in records:
         if not all(k in c for k in ("created", "started", "exited", "removed")):
             continue
         p = phases.setdefault(c["network"], {"start": [], "run": [], "remove": []})
