@@ -11,13 +11,18 @@ run.sh starts `measure` inside its sandbox (private network, mount and PID names
 Each sample is the wall time of one command (fork/exec included, like a user typing it),
 measured with perf_counter_ns; summaries are in milliseconds, nearest-rank percentiles.
 Variants are interleaved: every round runs each variant once (podman only in its first
---podman-n rounds), in an order rotated per round, so load from elsewhere hits all alike.
+--podman-n rounds), in a shuffled order (seeded), so load from elsewhere hits all alike and no
+variant always follows the same one. Each sample starts after a pause (--gap, 50 ms): the
+previous command's asynchronous aftermath (the kernel tearing down its network namespace,
+podman's cleanup process, Warren's background deletion) would otherwise land on whichever
+variant comes next (crun, when it always followed podman, took 16 ms instead of 9).
 """
 import argparse
 import ctypes
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -193,7 +198,7 @@ def start_warrend(bin_dir, data_root, exec_root, work):
 def measure(a):
     reaper = Reaper()
     work = a.work
-    res = {"n": a.n, "podman_n": a.podman_n, "warmup": a.warmup,
+    res = {"n": a.n, "podman_n": a.podman_n, "warmup": a.warmup, "gap_ms": a.gap, "seed": a.seed,
            "versions": {p: deb_version(p) for p in ("crun", "podman", "conmon", "netavark",
                                                      "iptables", "busybox-static")}}
 
@@ -271,14 +276,16 @@ def measure(a):
 
         samples = {k: [] for k, _ in VARIANTS}
         order = [k for k, _ in VARIANTS]
+        shuffle = random.Random(a.seed).shuffle
         pids = (proc.pid,)
         c0 = cpu_sample(pids)
         windows, cw, first = [], c0, 0
         rounds = max(want.values())
         for r in range(rounds):
-            rot = order[r % len(order):] + order[:r % len(order)]
-            for name in rot:
+            shuffle(order)
+            for name in order:
                 if len(samples[name]) < want[name]:
+                    time.sleep(a.gap / 1000.0)
                     dt = once(name)
                     if dt is not None:
                         samples[name].append(dt)
@@ -416,7 +423,7 @@ def report(a):
            "versions": raw.get("versions"), "podman_info": raw.get("podman_info"),
            "warren_version": raw.get("warren_version"), "crun_namespaces": raw.get("crun_namespaces"),
            "commands": raw.get("commands"), "n": raw.get("n"), "podman_n": raw.get("podman_n"),
-           "warmup": raw.get("warmup"),
+           "warmup": raw.get("warmup"), "gap_ms": raw.get("gap_ms"), "seed": raw.get("seed"),
            "summary": s, "spawn_floor_bin_true": raw.get("spawn_floor_bin_true"),
            "targets": targets, "all_pass": all(t["pass"] for t in targets),
            "secondary": secondary, "failures": raw.get("failures"), "leftovers": raw.get("leftovers")}
@@ -473,6 +480,8 @@ def main():
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--podman-n", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--gap", type=float, default=50, help="ms of pause before each sample")
+    p.add_argument("--seed", type=int, default=1, help="seed of the per-round order")
     p.add_argument("--log-out", help="copy the agent's log here (phases per container)")
     p = sub.add_parser("report")
     p.add_argument("--raw", required=True)
