@@ -2,11 +2,11 @@
 # Container start benchmark: `warren run --rm` of a busybox `true` container (--network none
 # and on a user bridge network) against `crun run` of an OCI bundle of the same root
 # filesystem and `podman run --rm` (--network none and podman's default bridge), all measured
-# in the same run, interleaved round by round.
+# in the same run, interleaved in blocks (see bench.py).
 #
 #   cargo build --release --bins          # first: this script builds nothing
-#   sudo labs/bench/start/run.sh [--n 100] [--podman-n 100] [--warmup 5] [--gap 50]
-#                                [--json FILE] [--out FILE] [--workdir DIR]
+#   sudo labs/bench/start/run.sh [--n 100] [--podman-n 100] [--warmup 5] [--block 10]
+#                                [--gap MS] [--json FILE] [--out FILE] [--workdir DIR]
 #                                [--wait-quiet MAX_SECONDS]
 #
 # Everything runs in a throwaway sandbox: private network, mount and PID namespaces with
@@ -62,13 +62,14 @@ if [ -n "${WARREN_START_BENCH_INNER:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- outside
-n=100 podman_n=100 warmup=5 gap=50 json="" workdir=/var/tmp wait_quiet=0
+n=100 podman_n=100 warmup=5 block=10 gap=0 json="" workdir=/var/tmp wait_quiet=0
 out="$repo/target/bench/start/results.json"
 while (($#)); do
     case "$1" in
         --n) n=$2; shift 2 ;;
         --podman-n) podman_n=$2; shift 2 ;;
         --warmup) warmup=$2; shift 2 ;;
+        --block) block=$2; shift 2 ;;
         --gap) gap=$2; shift 2 ;;
         --json) json=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
@@ -173,12 +174,12 @@ labs_tar="$tmp/busybox.tar"
 # Other work on the machine shows in every figure: optionally wait for 5 quiet seconds first.
 ((wait_quiet > 0)) && "${py[@]}" wait-quiet --max "$wait_quiet"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== start bench: n=$n (podman $podman_n), warm-up $warmup, gap $gap ms, load $load_start" >&2
+echo "== start bench: n=$n (podman $podman_n), warm-up $warmup, blocks of $block, gap $gap ms, load $load_start" >&2
 
 setpriv --pdeathsig KILL -- unshare --net --mount --pid --fork --kill-child --mount-proc \
     --propagation private -- env WARREN_START_BENCH_INNER=1 bash "$0" \
     --work "$tmp" --tar "$labs_tar" --warren "$bin_dir" --n "$n" --podman-n "$podman_n" \
-    --warmup "$warmup" --gap "$gap" --out "$tmp/raw.json" >&2   # the agent log stays in $tmp/warrend.log
+    --warmup "$warmup" --block "$block" --gap "$gap" --out "$tmp/raw.json" >&2   # the agent log stays in $tmp/warrend.log
 
 mkdir -p "$(dirname "$out")"
 cp "$tmp/warrend.log" "${out%.json}-warrend.log"
