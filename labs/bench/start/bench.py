@@ -13,10 +13,10 @@ measured with perf_counter_ns; summaries are in milliseconds, nearest-rank perce
 Variants are interleaved in blocks: every round runs each variant --block times (10) back to
 back, in a shuffled (seeded) order of variants, after one untimed run of that variant. Blocks,
 because back-to-back runs are what `crun run` was measured as (the peer reference: 9 ms) and
-what sequential use looks like: crun moves its processes into cgroups, and after an idle
-moment the kernel first waits for an RCU grace period there (the percpu rwsem's fast path is
-re-armed), so the same crun took 7 ms back to back, 21 ms with 50 ms pauses and 16 ms when it
-always followed podman. The untimed first run absorbs the previous variant's aftermath (its
+what sequential use looks like: the same crun took 7 ms back to back, 21 ms with 50 ms pauses
+and 16 ms when it always followed podman (not investigated; probably the cgroup rwsem waiting
+for an RCU grace period after an idle moment, as crun moves its processes into nine v1
+hierarchies). The untimed first run absorbs the previous variant's aftermath (its
 network namespace being torn down, podman's cleanup process, Warren's background deletion).
 Rounds spread the variants over the whole run, so load from elsewhere hits all alike.
 """
@@ -279,6 +279,7 @@ def measure(a):
         res["spawn_floor_bin_true"] = summary([t for t in (once_floor() for _ in range(50))])
 
         samples = {k: [] for k, _ in VARIANTS}
+        sample_rounds = {k: [] for k, _ in VARIANTS}
         order = [k for k, _ in VARIANTS]
         shuffle = random.Random(a.seed).shuffle
         pids = (proc.pid,)
@@ -297,6 +298,7 @@ def measure(a):
                     dt = once(name)
                     if dt is not None:
                         samples[name].append(dt)
+                        sample_rounds[name].append(r)
             c = cpu_sample(pids)
             windows.append(dict(cpu_window(cw, c), rounds=[first, r]))
             cw, first = c, r + 1
@@ -308,6 +310,7 @@ def measure(a):
         res["cpu"] = cpu_window(c0, c1)
         res["cpu_windows"] = windows
         res["samples_ns"] = samples
+        res["sample_rounds"] = sample_rounds
         res["failures"] = failures
 
         # Nothing may be left: containers of all three, warren's network goes.
@@ -456,6 +459,22 @@ def report(a):
           "(100 %% = both cores); rounds with foreign CPU > %d%%: %d of %d"
           % (out["loadavg"]["start"], out["loadavg"]["end"], cpu.get("seconds"), cpu.get("machine_cpu_busy_pct"),
              cpu.get("foreign_cpu_pct"), FOREIGN_BUSY_PCT, len(busy_wins), len(wins)))
+    # The same figures over the undisturbed rounds only (others used < FOREIGN_BUSY_PCT).
+    quiet = {w["rounds"][1] for w in wins if w.get("foreign_cpu_pct") is not None
+             and w["foreign_cpu_pct"] <= FOREIGN_BUSY_PCT}
+    if quiet and len(quiet) < len(wins):
+        block = raw.get("block") or 1
+        qs = {}
+        for k, vals in raw["samples_ns"].items():
+            rounds_of = raw.get("sample_rounds", {}).get(k) or [i // block for i in range(len(vals))]
+            qs[k] = summary([v for v, r in zip(vals, rounds_of) if r in quiet])
+        qt = {t["name"]: ratio(qs.get(num, {}).get("p50_ms"), qs.get(den, {}).get("p50_ms"))
+              for (t, (_, num, den, _l)) in zip(targets, TARGETS)}
+        out["quiet_rounds"] = {"rounds": sorted(quiet), "summary": qs, "target_ratios": qt}
+        print("undisturbed rounds only (%d of %d): p50 (p95) ms: %s; ratios: %s" % (
+            len(quiet), len(wins),
+            ", ".join("%s %s (%s)" % (k, v.get("p50_ms"), v.get("p95_ms")) for k, v in qs.items()),
+            ", ".join("%s %s" % (n.split(" p50")[0], f(v)) for n, v in qt.items())))
     if a.log and os.path.exists(a.log):
         out["agent_log_phases_ms"] = log_phases(a.log)
         print("agent log, median ms per container (created->started / started->exited / exited->removed): "
