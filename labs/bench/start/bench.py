@@ -5,7 +5,7 @@ run.sh starts `measure` inside its sandbox (private network, mount and PID names
 /run and /var/lib/containers); `report` runs outside and turns the raw samples into the table.
 
   bench.py measure --work DIR --tar ROOTFS.tar --warren BINDIR --out RAW.json
-                   [--n 100] [--podman-n 100] [--warmup 5]
+                   [--n 100] [--podman-n 100] [--warmup 5] [--block 10] [--gap MS] [--seed 1]
   bench.py report  --raw RAW.json [--out results.json] [--json FILE|-] [--load-start "L1 L5 L15"]
 
 Each sample is the wall time of one command (fork/exec included, like a user typing it),
@@ -15,8 +15,8 @@ back, in a shuffled (seeded) order of variants, after one untimed run of that va
 because back-to-back runs are what `crun run` was measured as (the peer reference: 9 ms) and
 what sequential use looks like: the same crun took 7 ms back to back, 21 ms with 50 ms pauses
 and 16 ms when it always followed podman (not investigated; probably the cgroup rwsem waiting
-for an RCU grace period after an idle moment, as crun moves its processes into nine v1
-hierarchies). The untimed first run absorbs the previous variant's aftermath (its
+for an RCU grace period after an idle moment, as crun moves its processes into every v1
+hierarchy). The untimed first run absorbs the previous variant's aftermath (its
 network namespace being torn down, podman's cleanup process, Warren's background deletion).
 Rounds spread the variants over the whole run, so load from elsewhere hits all alike.
 """
