@@ -10,9 +10,9 @@
 #                                [--wait-quiet MAX_SECONDS]
 #
 # Everything runs in a throwaway sandbox: private network, mount and PID namespaces with
-# tmpfs on /run (crun's, podman's and warrend's run state, /run/netns) and on
-# /var/lib/containers, so bridges, veths, namespaces, iptables/nft rules and every process
-# die with it. What cannot be private is undone and checked afterwards: the cgroups podman
+# tmpfs on /run (crun's, podman's and warrend's run state, /run/netns), /dev/shm (podman's
+# lock file) and /var/lib/containers, so bridges, veths, namespaces, iptables/nft rules and
+# every process die with it. What cannot be private is undone and checked afterwards: the cgroups podman
 # leaves in the v1 hierarchies, and the hugetlb v1 mount crun 1.8 needs on this kind of
 # hybrid-cgroup host (see labs/bench/README.md). The host's namespaces, links, nft tables,
 # iptables rules and cgroup directories are compared before/after; a difference fails the run.
@@ -32,6 +32,7 @@ if [ -n "${WARREN_START_BENCH_INNER:-}" ]; then
     mount -t tmpfs -o mode=0755 start-bench-run /run
     mkdir -p /run/netns /run/lock
     mount -t tmpfs -o mode=0700 start-bench-varlib /var/lib/containers
+    mount -t tmpfs -o mode=1777 start-bench-shm /dev/shm   # podman's /dev/shm/libpod_lock
     ip link set lo up
     mounted=()
     # crun 1.8 refuses "hybrid" cgroups while the v2 hierarchy still owns a controller (on
@@ -121,7 +122,8 @@ snapshot() {
     echo "dirs: /var/lib/containers=$([ -e /var/lib/containers ] && echo yes || echo no)" \
         "/run/containers=$([ -e /run/containers ] && echo yes || echo no)" \
         "/run/crun=$([ -e /run/crun ] && echo yes || echo no)" \
-        "/etc/containers/networks=$([ -e /etc/containers/networks ] && echo yes || echo no)"
+        "/etc/containers/networks=$([ -e /etc/containers/networks ] && echo yes || echo no)" \
+        "/dev/shm/libpod_lock=$([ -e /dev/shm/libpod_lock ] && echo yes || echo no)"
 }
 before="$(snapshot)"
 cgroups_before="$(cgroup_dirs)"
