@@ -84,6 +84,14 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
+/// True when `dir` is missing or has no entries.
+fn dir_is_empty(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(_) => true,
+    }
+}
+
 /// Named namespaces and links in the sandbox, to prove nothing is left behind.
 fn kernel_objects(sb: &Sandbox) -> String {
     sb.sh("ip netns list | sort; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort")
@@ -113,9 +121,19 @@ fn lifecycle_exit_codes_rm_and_logs() {
     assert_eq!(code(&out), 3, "{}", err(&out));
     assert_eq!(text(&out), "out\n");
     assert_eq!(err(&out), "err\n");
-    // --rm removed both.
+    // --rm removed both, and their directories (deleted in the background via the trash).
     let ps = sb.warren_ok(&agent, &["ps", "-a", "-q"]);
     assert_eq!(ps.trim(), "", "--rm left containers: {ps}");
+    eventually("the removed containers' directories are deleted", || {
+        [
+            "data/containers",
+            "data/trash",
+            "run/containers",
+            "run/trash",
+        ]
+        .iter()
+        .all(|d| dir_is_empty(&sb.dir.path().join(d)))
+    });
 
     // Detached: running, logs, stop (the init forwards SIGTERM), exit code kept, rm.
     let before = kernel_objects(&sb);
@@ -369,7 +387,14 @@ fn containers_survive_an_agent_crash_and_are_readopted() {
         ping(&sb),
         "the container stopped answering when the agent died"
     );
+    // A removal the crash interrupted left a directory in the trash: the next start deletes it.
+    let stale = sb.dir.path().join("data/trash/0123abcd/upper/etc");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("hosts"), "x").unwrap();
     agent = sb.start_agent(&[]);
+    eventually("the trash is emptied at start", || {
+        dir_is_empty(&sb.dir.path().join("data/trash"))
+    });
     let ps = sb.warren_ok(&agent, &["ps"]);
     assert!(
         ps.contains("keep") && ps.contains("Up "),

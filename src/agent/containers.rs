@@ -46,6 +46,64 @@ use crate::runtime::spec::{BindFile, ContainerSpec, Limits};
 use crate::runtime::{RuntimeError, EXEC_ARG};
 use crate::store::{Key, Scope, StoreError, StoreExt, Txn};
 
+/// Directory under the data root and the exec root where the directories of removed
+/// containers wait for their deletion in the background (see [`discard_dir`]).
+const TRASH_DIR: &str = "trash";
+
+/// Remove a removed container's directory `dir` (under `root`) without waiting for the disk:
+/// it is renamed into `<root>/trash/` — the same file system, so the rename is atomic and
+/// frees nothing — and deleted by a blocking task. Freeing blocks can be slow (on a
+/// virtio disk with online discard each freed block cost ~4 ms, i.e. ~20 ms for the five
+/// directories of an overlay upper layer), and nothing needs the directory any more once the
+/// container's record is gone. Falls back to deleting in place when the rename fails; a
+/// missing `dir` is fine. What an agent crash leaves in the trash is deleted on the next
+/// start ([`empty_trash`]).
+fn discard_dir(dir: &Path, root: &Path) -> std::io::Result<()> {
+    let not_found = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+    let Some(name) = dir.file_name() else {
+        return std::fs::remove_dir_all(dir).or_else(not_found);
+    };
+    let trash = root.join(TRASH_DIR);
+    let target = trash.join(name);
+    match std::fs::create_dir_all(&trash).and_then(|()| std::fs::rename(dir, &target)) {
+        Ok(()) => {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = std::fs::remove_dir_all(&target) {
+                    tracing::warn!(path = %target.display(), error = %e, "cannot delete a removed container's directory");
+                }
+            });
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => Ok(()),
+        Err(_) => std::fs::remove_dir_all(dir).or_else(not_found),
+    }
+}
+
+/// Delete, in the background, whatever an earlier agent left in `<root>/trash/`. Only the
+/// entries present now: later discards have other (fresh, unique) names.
+fn empty_trash(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root.join(TRASH_DIR)) else {
+        return;
+    };
+    let leftovers: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    if leftovers.is_empty() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        for path in leftovers {
+            if let Err(e) = std::fs::remove_dir_all(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot delete a removed container's directory");
+            }
+        }
+    });
+}
+
 /// Docker's smallest accepted memory limit.
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 /// Exit code recorded when a container's shim vanished without recording one (Docker's).
@@ -897,13 +955,13 @@ impl Agent {
                 Err(e) => errors.push(crate::error::chain(&e)),
             }
         }
-        if let Err(e) = self.bundle(&record.id).remove() {
-            errors.push(crate::error::chain(&e));
-        }
-        let data = self.container_data_dir(&record.id);
-        if let Err(e) = std::fs::remove_dir_all(&data) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                errors.push(format!("remove {}: {e}", data.display()));
+        let dirs = [
+            (self.bundle(&record.id).dir, &self.config.exec_root),
+            (self.container_data_dir(&record.id), &self.config.data_root),
+        ];
+        for (dir, root) in dirs {
+            if let Err(e) = discard_dir(&dir, root) {
+                errors.push(format!("remove {}: {e}", dir.display()));
             }
         }
         let txn = Txn::new()
@@ -1557,6 +1615,8 @@ impl Agent {
     /// Start-up: re-adopt running containers, record exits that happened while the agent
     /// was away, mark as exited those whose shim is gone.
     pub async fn reconcile_containers(self: &Arc<Self>) -> Result<(), Error> {
+        empty_trash(&self.config.exec_root);
+        empty_trash(&self.config.data_root);
         self.ensure_builtin_container_networks()?;
         self.register_image_users();
         for record in self.containers()? {
