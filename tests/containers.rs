@@ -271,6 +271,31 @@ fn exec_and_hot_plugged_networks() {
         "{addrs}"
     );
     assert_eq!(ip_of(&sb, &agent, "web", "front"), "10.77.0.10");
+    // A short-lived container on the same network reaches web; one on another does not.
+    let ping_web = |network: &str| {
+        let args = [
+            "run",
+            "--rm",
+            "--network",
+            network,
+            &root,
+            "ping",
+            "-c1",
+            "-W1",
+            "10.77.0.10",
+        ];
+        code(&sb.warren(&agent, &args))
+    };
+    assert_eq!(
+        ping_web("front"),
+        0,
+        "run --rm --network front cannot ping web"
+    );
+    assert_ne!(
+        ping_web("back"),
+        0,
+        "a container on back reached web on front"
+    );
 
     // Hot-plug: connect web to back; eth1 appears at once and reaches db.
     sb.warren_ok(&agent, &["network", "connect", "back", "web"]);

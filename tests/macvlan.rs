@@ -389,7 +389,10 @@ fn internal_network_without_parent_and_cleanup_on_rm() {
     agent.restart(&sb);
     let links = sb.sh("ip -br link | awk '{print $1}'");
     assert!(!links.contains("wm-00deadbeef"), "orphan kept: {links}");
-    assert!(links.contains(&hidden), "live hidden parent removed: {links}");
+    assert!(
+        links.contains(&hidden),
+        "live hidden parent removed: {links}"
+    );
     assert!(
         pings(&sb, "c1", &ipv4_of(&sb, "c2")),
         "siblings still talk after the restart"
