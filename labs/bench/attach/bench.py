@@ -16,7 +16,6 @@ import argparse
 import ctypes
 import http.client
 import json
-import math
 import os
 import shutil
 import signal
@@ -26,6 +25,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import deb_version, summary  # noqa: E402
+
 NETAVARK = "/usr/lib/podman/netavark"
 CNI_DIR = "/usr/lib/cni"
 API = "/v1.50"
@@ -33,24 +35,6 @@ PORT_BASE = 20000  # every 10th attach publishes PORT_BASE + i -> 80/tcp
 
 
 # ---------------------------------------------------------------- statistics
-
-def pct(sorted_vals, p):
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_vals:
-        return None
-    k = max(0, min(len(sorted_vals) - 1, math.ceil(p / 100.0 * len(sorted_vals)) - 1))
-    return sorted_vals[k]
-
-
-def summary(vals_ns):
-    s = sorted(vals_ns)
-    if not s:
-        return {"n": 0}
-    ms = lambda v: round(v / 1e6, 3)
-    return {"n": len(s), "p50_ms": ms(pct(s, 50)), "p95_ms": ms(pct(s, 95)),
-            "p99_ms": ms(pct(s, 99)), "min_ms": ms(s[0]), "max_ms": ms(s[-1]),
-            "mean_ms": ms(sum(s) / len(s))}
-
 
 def slope_ms(vals_ns):
     """Least-squares slope of duration against index, ms per additional item."""
@@ -123,12 +107,6 @@ def nft_rule_objects(family, table):
     if cp.returncode != 0:
         return None
     return sum(1 for o in json.loads(cp.stdout)["nftables"] if "rule" in o)
-
-
-def deb_version(pkg):
-    cp = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL)
-    return cp.stdout.decode() or None
 
 
 def ping(ns, ip):
@@ -385,7 +363,6 @@ def netavark_options(i, ports):
 def bench_netavark(a):
     become_subreaper()
     work = tempfile.mkdtemp(prefix="netavark-bench.", dir=a.workdir)
-    base = [NETAVARK, "--config", work, "setup"]
     names = ["nv-c%d" % i for i in range(1, a.n + 1)]
     payloads = [json.dumps(netavark_options(i, i % 10 == 0)).encode() for i in range(1, a.n + 1)]
     setup, teardown = [], []

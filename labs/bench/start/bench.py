@@ -23,7 +23,6 @@ Rounds spread the variants over the whole run, so load from elsewhere hits all a
 import argparse
 import ctypes
 import json
-import math
 import os
 import random
 import shutil
@@ -31,6 +30,9 @@ import signal
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from benchlib import deb_version, summary  # noqa: E402
 
 API = "/v1.50"
 IMAGE_W = "wsb-bb:1"           # warren's name for the imported busybox tarball
@@ -64,24 +66,6 @@ SECONDARY = [
 
 
 # ---------------------------------------------------------------- statistics
-
-def pct(sorted_vals, p):
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_vals:
-        return None
-    k = max(0, min(len(sorted_vals) - 1, math.ceil(p / 100.0 * len(sorted_vals)) - 1))
-    return sorted_vals[k]
-
-
-def summary(vals_ns):
-    s = sorted(vals_ns)
-    if not s:
-        return {"n": 0}
-    ms = lambda v: round(v / 1e6, 3)
-    return {"n": len(s), "p50_ms": ms(pct(s, 50)), "p95_ms": ms(pct(s, 95)),
-            "p99_ms": ms(pct(s, 99)), "min_ms": ms(s[0]), "max_ms": ms(s[-1]),
-            "mean_ms": ms(sum(s) / len(s))}
-
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -153,12 +137,6 @@ def run(argv, check=True, env=None):
         raise RuntimeError("%s failed (rc %d): %s" % (" ".join(argv), cp.returncode,
                                                       cp.stderr.decode(errors="replace")[-1500:]))
     return cp
-
-
-def deb_version(pkg):
-    cp = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], stdout=subprocess.PIPE,
-                        stderr=subprocess.DEVNULL)
-    return cp.stdout.decode() or None
 
 
 def write_json(path, obj):
