@@ -506,10 +506,7 @@ impl Agent {
     pub fn containers(&self) -> Result<Vec<ContainerRecord>, Error> {
         Ok(self
             .store
-            .list_json::<ContainerRecord>(Scope::Local, CONTAINERS_PREFIX)?
-            .into_iter()
-            .map(|(_, c, _)| c)
-            .collect())
+            .list_values::<ContainerRecord>(Scope::Local, CONTAINERS_PREFIX)?)
     }
 
     /// Find a container as Docker does: full id, exact name, then unique id prefix.

@@ -22,10 +22,7 @@ impl Agent {
         let records = self.networks().and_then(|networks| {
             let endpoints = self
                 .store
-                .list_json::<EndpointRecord>(Scope::Local, ALL_ENDPOINTS_PREFIX)?
-                .into_iter()
-                .map(|(_, e, _)| e)
-                .collect::<Vec<_>>();
+                .list_values::<EndpointRecord>(Scope::Local, ALL_ENDPOINTS_PREFIX)?;
             Ok((networks, endpoints))
         });
         let (networks, endpoints) = match records {

@@ -161,20 +161,14 @@ impl Agent {
     pub fn networks(&self) -> Result<Vec<NetworkRecord>, Error> {
         Ok(self
             .store
-            .list_json::<NetworkRecord>(Scope::Local, NETWORKS_PREFIX)?
-            .into_iter()
-            .map(|(_, n, _)| n)
-            .collect())
+            .list_values::<NetworkRecord>(Scope::Local, NETWORKS_PREFIX)?)
     }
 
     /// The endpoints of one network.
     pub fn endpoints(&self, network_id: &str) -> Result<Vec<EndpointRecord>, Error> {
         Ok(self
             .store
-            .list_json::<EndpointRecord>(Scope::Local, &endpoints_prefix(network_id))?
-            .into_iter()
-            .map(|(_, e, _)| e)
-            .collect())
+            .list_values::<EndpointRecord>(Scope::Local, &endpoints_prefix(network_id))?)
     }
 
     /// Find a network as Docker does: full id, then exact name, then unique id prefix.

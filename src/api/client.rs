@@ -186,20 +186,7 @@ impl Client {
             source,
         };
         sender.ready().await.map_err(transport)?;
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(format!("/v{API_VERSION}{path}"))
-            .header("host", "warren")
-            .header(
-                "user-agent",
-                concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
-            );
-        if body.is_some() {
-            builder = builder.header("content-type", "application/json");
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("request parts are valid");
+        let request = build_request(&method, path, body, false);
         let response = sender.send_request(request).await.map_err(transport)?;
         let status = response.status();
         let body = response
@@ -229,25 +216,7 @@ impl Client {
             source,
         };
         sender.ready().await.map_err(transport)?;
-        let mut builder = Request::builder()
-            .method(method.clone())
-            .uri(format!("/v{API_VERSION}{path}"))
-            .header("host", "warren")
-            .header(
-                "user-agent",
-                concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
-            );
-        if body.is_some() {
-            builder = builder.header("content-type", "application/json");
-        }
-        if upgrade {
-            builder = builder
-                .header("connection", "Upgrade")
-                .header("upgrade", "tcp");
-        }
-        let request = builder
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("request parts are valid");
+        let request = build_request(&method, path, body, upgrade);
         let response = sender.send_request(request).await.map_err(transport)?;
         let status = response.status();
         if status.is_success() || status == StatusCode::SWITCHING_PROTOCOLS {
@@ -391,6 +360,35 @@ pub fn encode_query(value: &str) -> String {
         }
     }
     out
+}
+
+/// A request to `/v{API_VERSION}{path}` with the CLI's headers; `upgrade` asks for a hijacked
+/// connection (attach, exec start).
+fn build_request(
+    method: &Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+    upgrade: bool,
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method.clone())
+        .uri(format!("/v{API_VERSION}{path}"))
+        .header("host", "warren")
+        .header(
+            "user-agent",
+            concat!("warren-cli/", env!("CARGO_PKG_VERSION")),
+        );
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    if upgrade {
+        builder = builder
+            .header("connection", "Upgrade")
+            .header("upgrade", "tcp");
+    }
+    builder
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request parts are valid")
 }
 
 #[cfg(test)]

@@ -361,12 +361,24 @@ pub trait StoreExt: Store {
             .map(|e| Ok((e.key.clone(), e.json()?, e.revision)))
             .collect()
     }
+
+    /// The decoded values under `prefix`, without keys and revisions.
+    fn list_values<T: DeserializeOwned>(
+        &self,
+        scope: Scope,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        self.list(scope, prefix)?.iter().map(Entry::json).collect()
+    }
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
 
-/// How many times [`commit_with_retry`] re-plans after a conflict before giving up.
-pub const COMMIT_ATTEMPTS: usize = 16;
+/// How many times [`commit_with_retry`] re-plans after a conflict before giving up. Writers
+/// that want the same key (allocators picking the same next free address) take turns, one
+/// winner per round, so a writer among k may lose many rounds in a row: 16 was too few for
+/// six concurrent allocators on a busy machine.
+pub const COMMIT_ATTEMPTS: usize = 64;
 
 /// Plan a transaction from current state and commit it; on [`StoreError::Conflict`] (someone
 /// changed what the plan read) plan again from the new state, up to [`COMMIT_ATTEMPTS`] times.
