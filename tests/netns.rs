@@ -399,6 +399,17 @@ fn library_acts_only_inside_the_given_namespace() {
         warren::netns::sysctl_get(Some(&peer_ns), "net.ipv4.ip_forward").unwrap(),
         "0"
     );
+    // Sysctls are opened through a private procfs mount that is replaced every few dozen
+    // opens (src/netns/sysctl.rs); what an open shows must follow the opener's namespace
+    // across those replacements.
+    for _ in 0..100 {
+        for (ns, want) in [(&host_ns, "1"), (&peer_ns, "0")] {
+            assert_eq!(
+                warren::netns::sysctl_get(Some(ns), "net.ipv4.ip_forward").unwrap(),
+                want
+            );
+        }
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -407,8 +418,16 @@ fn library_acts_only_inside_the_given_namespace() {
         .unwrap();
     rt.block_on(async {
         let nl = Netlink::in_netns(&host_ns).await.unwrap();
-        let br = nl.ensure_bridge("br-test", Some(1450)).await.unwrap();
-        assert_eq!(nl.ensure_bridge("br-test", Some(1450)).await.unwrap(), br);
+        let br = nl.ensure_bridge("br-test", Some(1450), true).await.unwrap();
+        assert_eq!(
+            nl.ensure_bridge("br-test", Some(1450), true).await.unwrap(),
+            br
+        );
+        let bridge_details = || -> serde_json::Value {
+            serde_json::from_str(&host.sh("ip -j -d link show br-test")).unwrap()
+        };
+        let before = bridge_details();
+        assert_eq!(before[0]["linkinfo"]["info_data"]["mcast_snooping"], 0);
 
         let peer_file = std::fs::File::open(&peer_ns).unwrap();
         let spec = VethSpec {
@@ -430,6 +449,10 @@ fn library_acts_only_inside_the_given_namespace() {
         assert_eq!(vh_info.kind.as_deref(), Some("veth"));
         let br_info = links.iter().find(|l| l.index == br).unwrap();
         assert_eq!(br_info.kind.as_deref(), Some("bridge"));
+        // The bridge keeps a MAC of its own (the gateway's) whatever its ports' MACs are.
+        let own_mac = before[0]["address"].as_str().unwrap().to_owned();
+        assert!(own_mac.starts_with("02:42:"), "{own_mac}");
+        assert_eq!(bridge_details()[0]["address"], own_mac.as_str());
         nl.set_bridge_port_hairpin(vh, true).await.unwrap();
 
         let subnet: ipnetwork::IpNetwork = "10.201.0.1/24".parse().unwrap();

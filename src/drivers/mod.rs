@@ -240,7 +240,7 @@ pub(crate) async fn configure_inside(
         })?;
     for addr in &endpoint.addresses {
         inside
-            .add_address(index, *addr)
+            .add_allocated_address(index, *addr)
             .await
             .map_err(DriverError::netlink(format!("add {addr} to {ifname}")))?;
     }
@@ -287,14 +287,10 @@ pub fn parse_bool_option(option: &str, value: &str) -> Result<bool, DriverError>
     }
 }
 
-/// A random locally administered unicast MAC address, Docker's 02:42 prefix.
+/// A random locally administered unicast MAC address, Docker's 02:42 prefix, as text.
 pub fn random_mac() -> String {
-    let mut bytes = [0u8; 4];
-    getrandom::fill(&mut bytes).expect("the kernel's random source is available");
-    format!(
-        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
-        bytes[0], bytes[1], bytes[2], bytes[3]
-    )
+    let bytes = crate::netlink::random_local_mac();
+    bytes.map(|b| format!("{b:02x}")).join(":")
 }
 
 /// Parse "02:42:ac:11:00:02" into bytes.

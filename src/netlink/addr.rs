@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use nix::errno::Errno;
-use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteScope,
 };
@@ -29,13 +29,35 @@ fn address_message(index: u32, addr: IpNetwork) -> AddressMessage {
 impl Netlink {
     /// Add `addr` (address and prefix, e.g. 10.0.0.2/24) to a link; already present is fine.
     pub async fn add_address(&self, index: u32, addr: IpNetwork) -> Result<(), NetlinkError> {
-        match self
-            .handle
-            .address()
-            .add(index, addr.ip(), addr.prefix())
-            .execute()
-            .await
-        {
+        self.add_address_with(index, addr, true).await
+    }
+
+    /// [`add_address`](Netlink::add_address) for an address Warren's IPAM handed out: an
+    /// IPv6 one skips duplicate address detection, which would leave it unusable
+    /// ("tentative") for a second or more after every attach — and a bridge's gateway
+    /// address each time the bridge regains its carrier (its first port comes up).
+    pub async fn add_allocated_address(
+        &self,
+        index: u32,
+        addr: IpNetwork,
+    ) -> Result<(), NetlinkError> {
+        self.add_address_with(index, addr, false).await
+    }
+
+    async fn add_address_with(
+        &self,
+        index: u32,
+        addr: IpNetwork,
+        dad: bool,
+    ) -> Result<(), NetlinkError> {
+        let mut request = self.handle.address().add(index, addr.ip(), addr.prefix());
+        if addr.is_ipv6() && !dad {
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match request.execute().await {
             Ok(()) => Ok(()),
             Err(e) => {
                 let source = RequestError::from(e);

@@ -12,6 +12,13 @@ use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, Link
 
 use super::{validate_ifname, Netlink, NetlinkError, RequestError};
 
+/// A random locally administered unicast MAC address with Docker's 02:42 prefix.
+pub fn random_local_mac() -> [u8; 6] {
+    let mut mac = [0x02, 0x42, 0, 0, 0, 0];
+    getrandom::fill(&mut mac[2..]).expect("the kernel's random source is available");
+    mac
+}
+
 /// One link as seen in the socket's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
@@ -144,13 +151,30 @@ impl Netlink {
 
     /// Make sure a bridge called `name` exists and is up; returns its index. An existing
     /// bridge is reused (and gets `mtu` if given); a non-bridge link of that name is a
-    /// Conflict.
-    pub async fn ensure_bridge(&self, name: &str, mtu: Option<u32>) -> Result<u32, NetlinkError> {
+    /// Conflict. A new bridge gets a MAC of its own if `own_mac`, which a bridge that will
+    /// have ports wants; but a bridge with its own MAC and no ports has no carrier, so one
+    /// that stays port-less (a macvlan parent) must not have it.
+    pub async fn ensure_bridge(
+        &self,
+        name: &str,
+        mtu: Option<u32>,
+        own_mac: bool,
+    ) -> Result<u32, NetlinkError> {
         validate_ifname(name)?;
         if let Some(existing) = self.link(name).await? {
             return self.adopt_bridge(existing, mtu).await;
         }
-        let mut msg = LinkBridge::new(name);
+        // A MAC of its own: without one a bridge takes the lowest MAC among its ports, so the
+        // gateway's MAC would change as containers come and go (stale ARP entries in every
+        // container), and each new port would make the kernel rescan all ports for it.
+        // Multicast snooping off: with no IGMP/MLD querier on a container bridge, snooping
+        // only learns memberships that expire after 260 s and then stops delivering group
+        // traffic; without it the bridge floods multicast like a plain switch, and a port
+        // coming up no longer refreshes multicast state on every other port.
+        let mut msg = LinkBridge::new(name).mcast_snooping(false);
+        if own_mac {
+            msg = msg.address(random_local_mac().to_vec());
+        }
         if let Some(mtu) = mtu {
             msg = msg.mtu(mtu);
         }
@@ -194,7 +218,14 @@ impl Netlink {
     pub async fn create_veth(&self, spec: &VethSpec<'_>) -> Result<u32, NetlinkError> {
         validate_ifname(&spec.host_name)?;
         validate_ifname(&spec.peer_name)?;
-        let mut peer = LinkUnspec::new_with_name(&spec.peer_name);
+        // One queue each way, asked for explicitly: left to the veth default (one per CPU),
+        // the kernel creates every queue and then cuts the pair down to one, waiting for an
+        // RCU grace period per end under the global rtnl lock (~1 ms each on a VM).
+        fn single_queue<T>(link: LinkMessageBuilder<T>) -> LinkMessageBuilder<T> {
+            link.append_extra_attribute(LinkAttribute::NumTxQueues(1))
+                .append_extra_attribute(LinkAttribute::NumRxQueues(1))
+        }
+        let mut peer = single_queue(LinkUnspec::new_with_name(&spec.peer_name));
         if let Some(ns) = spec.peer_netns {
             peer = peer.setns_by_fd(ns.as_raw_fd());
         }
@@ -204,9 +235,11 @@ impl Netlink {
         if let Some(mac) = spec.peer_mac {
             peer = peer.address(mac.to_vec());
         }
-        let mut host = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(spec.host_name.clone())
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
+        let mut host = single_queue(LinkMessageBuilder::<LinkVeth>::new_with_info_kind(
+            InfoKind::Veth,
+        ))
+        .name(spec.host_name.clone())
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())));
         if spec.host_up {
             host = host.up();
         }

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::error::{ErrorKind, HasKind};
 use crate::netns::{self, NetnsError};
 
-pub use link::{LinkInfo, VethSpec};
+pub use link::{random_local_mac, LinkInfo, VethSpec};
 pub use stacked::{macvlan_message, vlan_message, MacvlanSpec, VlanSpec, VLAN_ID_RANGE};
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).

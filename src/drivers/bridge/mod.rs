@@ -138,11 +138,11 @@ impl Driver for BridgeDriver {
             }
         }
         let index = nl
-            .ensure_bridge(bridge, network.settings.mtu)
+            .ensure_bridge(bridge, network.settings.mtu, true)
             .await
             .map_err(DriverError::netlink(format!("create bridge {bridge}")))?;
         for gateway in &network.gateways {
-            nl.add_address(index, *gateway)
+            nl.add_allocated_address(index, *gateway)
                 .await
                 .map_err(DriverError::netlink(format!("add {gateway} to {bridge}")))?;
         }

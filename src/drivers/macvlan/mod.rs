@@ -232,7 +232,7 @@ impl Driver for MacvlanDriver {
                     });
                 }
             }
-            nl.ensure_bridge(parent, None)
+            nl.ensure_bridge(parent, None, false)
                 .await
                 .map_err(DriverError::netlink(format!(
                     "create hidden parent bridge {parent}"
