@@ -1,5 +1,6 @@
 //! Crash safety of `EmbeddedStore`: a child process (this test binary re-executed) commits
-//! multi-key transactions in a loop and is SIGKILLed at random moments. After every kill the
+//! multi-key transactions in a loop (durable, deferred, deferred then synced) and is SIGKILLed
+//! at random moments. After every kill the
 //! store must open, be readable, and show each transaction all-or-nothing with a revision
 //! counter that agrees with the data. Needs no root.
 
@@ -65,9 +66,21 @@ fn writer_child() {
                 .delete(key(format!("a/{old}")))
                 .delete(key(format!("b/{old}")));
         }
-        let revision = store.commit(txn).unwrap();
+        // A third of the commits are durable at once; the rest are deferred (the agent's
+        // attach path), every other one then synced. Only durable commits are reported.
+        let revision = match n % 3 {
+            0 => store.commit(txn).unwrap(),
+            1 => store.commit_deferred(txn).unwrap(),
+            _ => {
+                let revision = store.commit_deferred(txn).unwrap();
+                store.sync().unwrap();
+                revision
+            }
+        };
         assert_eq!(revision, n);
-        writeln!(out, "committed {n}").unwrap();
+        if n % 3 != 1 {
+            writeln!(out, "committed {n}").unwrap();
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use ipnetwork::IpNetwork;
@@ -21,7 +22,7 @@ use crate::error::{Error, ErrorKind};
 use crate::firewall::{parse_port_spec, HostPort, PortMapping};
 use crate::ipam::{self, NetworkRequest, PoolRequest};
 use crate::netlink::Netlink;
-use crate::store::{commit_with_retry, Scope, StoreExt, Txn};
+use crate::store::{commit_deferred_with_retry, commit_with_retry, Scope, StoreExt, Txn};
 
 /// Docker's rule for network names.
 fn validate_network_name(name: &str) -> Result<(), Error> {
@@ -553,49 +554,73 @@ impl Agent {
             (network.driver == "bridge").then(|| crate::drivers::bridge::host_veth_name(&id));
         let mac = random_mac();
 
-        // Reserve addresses and write the record in one commit.
-        let (endpoint, _) = commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
-            let mut txn = Txn::new();
-            let mut addresses = Vec::new();
-            for subnet in &network.subnets {
-                let requested = if subnet.subnet.is_ipv4() {
-                    want_v4
-                } else {
-                    want_v6
+        // Reserve addresses and write the record in one commit, deferred: its disk sync runs
+        // while the kernel wires the endpoint, and ends before anyone hears of the endpoint.
+        // A crash in between leaves at most a link no record explains, which the next start
+        // removes.
+        let (endpoint, _) =
+            commit_deferred_with_retry(self.store.as_ref(), || -> Result<_, Error> {
+                let mut txn = Txn::new();
+                let mut addresses = Vec::new();
+                for subnet in &network.subnets {
+                    let requested = if subnet.subnet.is_ipv4() {
+                        want_v4
+                    } else {
+                        want_v6
+                    };
+                    let (ip, t) = ipam::plan_allocate(
+                        self.store.as_ref(),
+                        &network.id,
+                        subnet,
+                        &id,
+                        requested,
+                    )?;
+                    addresses.push(
+                        IpNetwork::new(ip, subnet.subnet.prefix())
+                            .map_err(|e| invalid(e.to_string()))?,
+                    );
+                    txn = txn.merge(t);
+                }
+                let ports = self.assign_ports(&network, &port_specs, &addresses)?;
+                let endpoint = EndpointRecord {
+                    id: id.clone(),
+                    network_id: network.id.clone(),
+                    target: target.clone(),
+                    ifname: ifname.clone(),
+                    host_ifname: host_ifname.clone(),
+                    mac: mac.clone(),
+                    addresses,
+                    aliases: settings.aliases.clone(),
+                    ports,
                 };
-                let (ip, t) =
-                    ipam::plan_allocate(self.store.as_ref(), &network.id, subnet, &id, requested)?;
-                addresses.push(
-                    IpNetwork::new(ip, subnet.subnet.prefix())
-                        .map_err(|e| invalid(e.to_string()))?,
-                );
-                txn = txn.merge(t);
-            }
-            let ports = self.assign_ports(&network, &port_specs, &addresses)?;
-            let endpoint = EndpointRecord {
-                id: id.clone(),
-                network_id: network.id.clone(),
-                target: target.clone(),
-                ifname: ifname.clone(),
-                host_ifname: host_ifname.clone(),
-                mac: mac.clone(),
-                addresses,
-                aliases: settings.aliases.clone(),
-                ports,
-            };
-            let mut txn = txn
-                .create_json(endpoint_key(&network.id, &id)?, &endpoint)?
-                .create_json(target_key(&network.id, &target.netns_id)?, &id)?;
-            for port in &endpoint.ports {
-                txn = txn.create_json(port_key(port.proto, port.host_port)?, &id)?;
-            }
-            Ok((endpoint, txn))
-        })?;
+                let mut txn = txn
+                    .create_json(endpoint_key(&network.id, &id)?, &endpoint)?
+                    .create_json(target_key(&network.id, &target.netns_id)?, &id)?;
+                for port in &endpoint.ports {
+                    txn = txn.create_json(port_key(port.proto, port.host_port)?, &id)?;
+                }
+                Ok((endpoint, txn))
+            })?;
 
         let config = endpoint.driver_config(&network);
-        if let Err(e) = driver.attach(&network.driver_config(), &config).await {
+        let store = Arc::clone(&self.store);
+        let sync = tokio::task::spawn_blocking(move || store.sync());
+        let attached = driver.attach(&network.driver_config(), &config).await;
+        let synced = match sync.await {
+            Ok(result) => result.map_err(Error::from),
+            Err(e) => Err(Error::msg(
+                ErrorKind::Internal,
+                format!("store sync task failed: {e}"),
+            )),
+        };
+        if let Err(e) = attached {
             self.forget_endpoint(&endpoint)?;
             return Err(e.into());
+        }
+        if let Err(e) = synced {
+            let _ = driver.detach(&network.driver_config(), &config).await;
+            let _ = self.forget_endpoint(&endpoint);
+            return Err(e);
         }
         if !endpoint.ports.is_empty() {
             if let Err(e) = self.firewall.add_ports(&endpoint.ports) {

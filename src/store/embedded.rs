@@ -3,10 +3,12 @@
 //! Layout: tables `local` and `global` map path → (8-byte little-endian revision ‖ value), and
 //! table `meta` holds the store-wide `revision` and the `format` version. The revision counter
 //! is updated in the same redb transaction as the entries it stamps, so after a crash both are
-//! from the same commit. Every commit uses `Durability::Immediate` (fsync before returning).
+//! from the same commit. Commits use `Durability::Immediate` (fsync before returning), except
+//! deferred ones (`Durability::None`), which the next sync or durable commit writes out.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -37,6 +39,8 @@ pub struct EmbeddedStore {
     /// Serialises commit + watch notification (and watch registration), so watchers see commits
     /// in revision order and a new watch's start revision is exact.
     write: Mutex<()>,
+    /// A deferred commit happened since the last durable one (changed under `write`).
+    unsynced: AtomicBool,
     watchers: Watchers,
 }
 
@@ -74,6 +78,7 @@ impl EmbeddedStore {
             db,
             path: path.clone(),
             write: Mutex::new(()),
+            unsynced: AtomicBool::new(false),
             watchers: Watchers::default(),
         };
         store.init().map_err(|e| open_err(Box::new(e)))?;
@@ -121,6 +126,84 @@ impl EmbeddedStore {
             }
         }
         tx.commit().map_err(redb_err("commit"))
+    }
+
+    /// Apply `txn`; with `durable`, fsync before returning (which also makes every earlier
+    /// deferred commit durable).
+    fn apply(&self, txn: Txn, durable: bool) -> Result<u64, StoreError> {
+        txn.check_ops()?;
+        let _writer = self.lock_writer();
+        let mut tx = self.db.begin_write().map_err(redb_err("begin write"))?;
+        tx.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(redb_err("set durability"))?;
+        let mut events = Vec::with_capacity(txn.ops.len());
+        let revision = {
+            let mut local = tx.open_table(LOCAL).map_err(redb_err("open table"))?;
+            let mut global = tx.open_table(GLOBAL).map_err(redb_err("open table"))?;
+            let mut meta = tx.open_table(META).map_err(redb_err("open table"))?;
+            let current = meta
+                .get(META_REVISION)
+                .map_err(redb_err("read revision"))?
+                .map(|g| g.value())
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: "revision counter missing".into(),
+                })?;
+
+            txn.check_compares(|key| {
+                let t = match key.scope {
+                    Scope::Local => &local,
+                    Scope::Global => &global,
+                };
+                match t.get(key.path.as_str()).map_err(redb_err("read"))? {
+                    Some(raw) => Ok(Some(decode(key.scope, &key.path, raw.value())?.0)),
+                    None => Ok(None),
+                }
+            })?;
+            if txn.ops.is_empty() {
+                // Nothing to write: dropping `tx` aborts it.
+                return Ok(current);
+            }
+
+            let revision = current + 1;
+            for op in txn.ops {
+                let t = match op.key().scope {
+                    Scope::Local => &mut local,
+                    Scope::Global => &mut global,
+                };
+                match op {
+                    Op::Put(key, value) => {
+                        t.insert(key.path.as_str(), encode(revision, &value).as_slice())
+                            .map_err(redb_err("write"))?;
+                        events.push(Event::Put(Entry {
+                            key,
+                            value,
+                            revision,
+                        }));
+                    }
+                    Op::Delete(key) => {
+                        if t.remove(key.path.as_str())
+                            .map_err(redb_err("delete"))?
+                            .is_some()
+                        {
+                            events.push(Event::Delete(key, revision));
+                        }
+                    }
+                }
+            }
+            meta.insert(META_REVISION, revision)
+                .map_err(redb_err("write revision"))?;
+            revision
+        };
+        tx.commit().map_err(redb_err("commit"))?;
+        self.unsynced.store(!durable, Ordering::Relaxed);
+        // Notify while still holding the writer lock to keep revision order. (A deferred
+        // commit lost in a crash was only ever seen by watchers of this process.)
+        self.watchers.notify(&events);
+        Ok(revision)
     }
 
     fn lock_writer(&self) -> MutexGuard<'_, ()> {
@@ -193,73 +276,25 @@ impl Store for EmbeddedStore {
     }
 
     fn commit(&self, txn: Txn) -> Result<u64, StoreError> {
-        txn.check_ops()?;
+        self.apply(txn, true)
+    }
+
+    fn commit_deferred(&self, txn: Txn) -> Result<u64, StoreError> {
+        self.apply(txn, false)
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
         let _writer = self.lock_writer();
+        if !self.unsynced.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        // An empty durable commit writes out the deferred ones before it.
         let mut tx = self.db.begin_write().map_err(redb_err("begin write"))?;
         tx.set_durability(Durability::Immediate)
             .map_err(redb_err("set durability"))?;
-        let mut events = Vec::with_capacity(txn.ops.len());
-        let revision = {
-            let mut local = tx.open_table(LOCAL).map_err(redb_err("open table"))?;
-            let mut global = tx.open_table(GLOBAL).map_err(redb_err("open table"))?;
-            let mut meta = tx.open_table(META).map_err(redb_err("open table"))?;
-            let current = meta
-                .get(META_REVISION)
-                .map_err(redb_err("read revision"))?
-                .map(|g| g.value())
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: "revision counter missing".into(),
-                })?;
-
-            txn.check_compares(|key| {
-                let t = match key.scope {
-                    Scope::Local => &local,
-                    Scope::Global => &global,
-                };
-                match t.get(key.path.as_str()).map_err(redb_err("read"))? {
-                    Some(raw) => Ok(Some(decode(key.scope, &key.path, raw.value())?.0)),
-                    None => Ok(None),
-                }
-            })?;
-            if txn.ops.is_empty() {
-                // Nothing to write: dropping `tx` aborts it.
-                return Ok(current);
-            }
-
-            let revision = current + 1;
-            for op in txn.ops {
-                let t = match op.key().scope {
-                    Scope::Local => &mut local,
-                    Scope::Global => &mut global,
-                };
-                match op {
-                    Op::Put(key, value) => {
-                        t.insert(key.path.as_str(), encode(revision, &value).as_slice())
-                            .map_err(redb_err("write"))?;
-                        events.push(Event::Put(Entry {
-                            key,
-                            value,
-                            revision,
-                        }));
-                    }
-                    Op::Delete(key) => {
-                        if t.remove(key.path.as_str())
-                            .map_err(redb_err("delete"))?
-                            .is_some()
-                        {
-                            events.push(Event::Delete(key, revision));
-                        }
-                    }
-                }
-            }
-            meta.insert(META_REVISION, revision)
-                .map_err(redb_err("write revision"))?;
-            revision
-        };
-        tx.commit().map_err(redb_err("commit"))?;
-        // Durable now; notify while still holding the writer lock to keep revision order.
-        self.watchers.notify(&events);
-        Ok(revision)
+        tx.commit().map_err(redb_err("sync"))?;
+        self.unsynced.store(false, Ordering::Relaxed);
+        Ok(())
     }
 
     fn revision(&self) -> Result<u64, StoreError> {

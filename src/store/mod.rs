@@ -332,6 +332,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// transaction has no ops). A failed compare → [`StoreError::Conflict`], nothing written.
     fn commit(&self, txn: Txn) -> Result<u64, StoreError>;
 
+    /// [`commit`](Store::commit) without waiting for the disk: the change is visible at once
+    /// but a crash may lose it until the next [`sync`](Store::sync). For a caller that overlaps
+    /// the disk sync with other work and syncs before anyone hears of the change. Stores whose
+    /// commits are durable when acknowledged anyway (memory, etcd) just commit.
+    fn commit_deferred(&self, txn: Txn) -> Result<u64, StoreError> {
+        self.commit(txn)
+    }
+
+    /// Make every earlier commit durable.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The revision of the last writing commit (0 for a fresh store).
     fn revision(&self) -> Result<u64, StoreError>;
 
@@ -387,6 +400,28 @@ pub const COMMIT_ATTEMPTS: usize = 64;
 /// Returns the plan's result and the committed revision.
 pub fn commit_with_retry<T, E>(
     store: &(impl Store + ?Sized),
+    plan: impl FnMut() -> Result<(T, Txn), E>,
+) -> Result<(T, u64), E>
+where
+    E: From<StoreError>,
+{
+    retry_commits(|txn| store.commit(txn), plan)
+}
+
+/// [`commit_with_retry`] with [`Store::commit_deferred`]: the caller must [`Store::sync`]
+/// before it reports the change.
+pub fn commit_deferred_with_retry<T, E>(
+    store: &(impl Store + ?Sized),
+    plan: impl FnMut() -> Result<(T, Txn), E>,
+) -> Result<(T, u64), E>
+where
+    E: From<StoreError>,
+{
+    retry_commits(|txn| store.commit_deferred(txn), plan)
+}
+
+fn retry_commits<T, E>(
+    mut commit: impl FnMut(Txn) -> Result<u64, StoreError>,
     mut plan: impl FnMut() -> Result<(T, Txn), E>,
 ) -> Result<(T, u64), E>
 where
@@ -395,7 +430,7 @@ where
     let mut attempt = 1;
     loop {
         let (value, txn) = plan()?;
-        match store.commit(txn) {
+        match commit(txn) {
             Ok(revision) => return Ok((value, revision)),
             Err(StoreError::Conflict { key }) if attempt < COMMIT_ATTEMPTS => {
                 tracing::debug!(%key, attempt, "store conflict, re-planning");
@@ -765,6 +800,32 @@ mod tests {
         assert_eq!((a.value, a.revision), (b"x".to_vec(), 1));
         assert_eq!(s.get(&l("b")).unwrap(), None);
         assert_eq!(s.commit(Txn::new().put(g("c"), vec![])).unwrap(), 3);
+    }
+
+    #[test]
+    fn deferred_commits_are_visible_at_once_and_durable_after_sync() {
+        each_store(|s| {
+            assert_eq!(
+                s.commit_deferred(Txn::new().put(g("a"), b"x".to_vec()))
+                    .unwrap(),
+                1
+            );
+            assert_eq!(value(s.as_ref(), &g("a")), Some(b"x".to_vec()));
+            s.sync().unwrap();
+            s.sync().unwrap();
+            assert_eq!(s.commit(Txn::new().put(g("b"), vec![])).unwrap(), 2);
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            s.commit_deferred(Txn::new().put(g("a"), b"x".to_vec()))
+                .unwrap();
+            s.sync().unwrap();
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 1);
+        assert_eq!(value(&s, &g("a")), Some(b"x".to_vec()));
     }
 
     #[test]
