@@ -1,7 +1,9 @@
 """Helpers shared by the benchmark drivers (stdlib only): percentiles and summaries of
-durations in nanoseconds, and the installed version of a Debian package."""
+durations in nanoseconds, the installed version of a Debian package, and `settle` (wait for
+the kernel to finish an earlier run's namespace teardown; also `python3 benchlib.py settle`)."""
 import math
 import subprocess
+import time
 
 
 def pct(sorted_vals, p):
@@ -28,3 +30,51 @@ def deb_version(pkg):
     cp = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], stdout=subprocess.PIPE,
                         stderr=subprocess.DEVNULL)
     return cp.stdout.decode() or None
+
+
+def _netns_alive():
+    """Network namespaces the kernel still holds (net_namespace slab objects), or None."""
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                if line.startswith("net_namespace "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_idle_fraction(interval):
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)  # idle + iowait, total
+    i0, t0 = sample()
+    time.sleep(interval)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def settle(timeout=120.0, poll=0.5):
+    """Wait until the kernel has finished tearing down the namespaces of an earlier run and the
+    CPUs are idle. Deleting a namespace returns at once; its devices are destroyed later in the
+    background, under the global rtnl lock and with RCU waits, which would slow whatever is
+    measured next (for 1000 namespaces, tens of seconds). Returns the seconds waited."""
+    start = time.monotonic()
+    last, steady = _netns_alive(), 0
+    while time.monotonic() - start < timeout:
+        idle = _cpu_idle_fraction(poll)
+        now = _netns_alive()
+        steady = steady + 1 if (now == last and idle >= 0.9) else 0
+        last = now
+        if steady >= 4:
+            break
+    return round(time.monotonic() - start, 1)
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] == ["settle"]:
+        print("settled after %.1f s" % settle(), file=sys.stderr)
+    else:
+        sys.exit("usage: benchlib.py settle")

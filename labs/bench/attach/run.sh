@@ -68,13 +68,17 @@ sandbox() {
 py=(python3 "$here/bench.py")
 log() { if ((json)); then echo "$@" >&2; else echo "$@"; fi; }
 log "== warren: N=$n HTTP attaches/detaches, $cli_n via the CLI (load $load_start)"
+settle() { python3 "$here/../benchlib.py" settle; }
+settle
 sandbox "${py[@]}" warren --n "$n" --cli-n "$cli_n" --warren "$bin_dir" --workdir "$workdir" \
     --out "$tmp/warren.json" >&2
 peers=()
 if ((!skip_peers)); then
     log "== netavark $(/usr/lib/podman/netavark --version 2>/dev/null | awk '{print $2}'): N=$peer_n setup/teardown"
+    settle
     sandbox "${py[@]}" netavark --n "$peer_n" --workdir "$workdir" --out "$tmp/netavark.json" >&2
     log "== CNI bridge + host-local (ipMasq): N=$peer_n ADD/DEL"
+    settle
     sandbox "${py[@]}" cni --n "$peer_n" --workdir "$workdir" --out "$tmp/cni.json" >&2
     peers=(--netavark "$tmp/netavark.json" --cni "$tmp/cni.json")
 fi
