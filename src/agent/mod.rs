@@ -29,12 +29,6 @@ use config::DaemonConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("create the state store {path}")]
-    CreateStore {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("read or create the engine id in {path}")]
     EngineId {
         path: std::path::PathBuf,
@@ -77,7 +71,7 @@ impl Agent {
     /// Open the store and register the drivers. Touches no kernel state: see [`Agent::reconcile`].
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
-        let store = open_store(&config.data_root.join(STORE_FILE))?;
+        let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
         let images = ImageStore::open(&config.data_root)?;
         let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
             Arc::new(BridgeDriver::default()) as Arc<dyn Driver>,
@@ -115,38 +109,6 @@ pub fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Open the state store, creating a new one crash-safely. redb initialises a new file in place,
-/// and an agent killed in the middle of its first start left a file redb refuses forever after
-/// ("Not a redb database: magic number mismatch"). A new store is therefore built under a
-/// temporary name and renamed into place once complete; a half-built one is discarded.
-fn open_store(path: &Path) -> Result<EmbeddedStore, crate::Error> {
-    let missing = match std::fs::metadata(path) {
-        Ok(meta) => meta.len() == 0,
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-    };
-    if missing {
-        let err = |source| AgentError::CreateStore {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = path.with_extension("db.new");
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e).into()),
-        }
-        // Creating commits the initial tables with immediate durability, then closes the file.
-        drop(EmbeddedStore::open(&tmp)?);
-        std::fs::rename(&tmp, path).map_err(err)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-    }
-    Ok(EmbeddedStore::open(path)?)
-}
-
 fn engine_id(data_root: &Path) -> Result<String, AgentError> {
     let path = data_root.join("engine-id");
     let err = |source| AgentError::EngineId {
@@ -179,23 +141,6 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn a_new_store_is_built_aside_and_renamed_into_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(STORE_FILE);
-        let tmp = path.with_extension("db.new");
-        // Leftovers of a first start killed half-way: a half-built store and an empty file.
-        std::fs::write(&tmp, b"half-built").unwrap();
-        std::fs::write(&path, b"").unwrap();
-        drop(open_store(&path).unwrap());
-        assert!(
-            !tmp.exists(),
-            "the temporary store is renamed, not left behind"
-        );
-        assert!(std::fs::metadata(&path).unwrap().len() > 0);
-        drop(open_store(&path).unwrap());
     }
 
     #[test]

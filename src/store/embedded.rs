@@ -67,8 +67,42 @@ fn redb_err<E: Into<redb::Error>>(action: &'static str) -> impl FnOnce(E) -> Sto
 impl EmbeddedStore {
     /// Open the store at `path`, creating it if missing. After an unclean shutdown redb repairs
     /// the file here, to the last committed transaction.
+    ///
+    /// A new store is built under a temporary name and renamed into place once complete:
+    /// redb initialises a new file in place, and a process killed in the middle of that left a
+    /// file redb refuses forever after ("Not a redb database: magic number mismatch"). An
+    /// empty file counts as missing, and a half-built temporary one is discarded.
     pub fn open(path: impl AsRef<Path>) -> Result<EmbeddedStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        let path = path.as_ref();
+        let missing = match std::fs::metadata(path) {
+            Ok(meta) => meta.len() == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if missing {
+            let create_err = |source: std::io::Error| StoreError::Open {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            };
+            let tmp = path.with_extension("db.new");
+            match std::fs::remove_file(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(create_err(e)),
+            }
+            // Creating commits the initial tables durably, then closes the file.
+            drop(EmbeddedStore::open_in_place(&tmp)?);
+            std::fs::rename(&tmp, path).map_err(create_err)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(create_err)?;
+            }
+        }
+        EmbeddedStore::open_in_place(path)
+    }
+
+    fn open_in_place(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        let path = path.to_path_buf();
         let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.clone(),
             source,

@@ -829,6 +829,24 @@ mod tests {
     }
 
     #[test]
+    fn a_new_embedded_store_is_built_aside_and_renamed_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        let tmp = path.with_extension("db.new");
+        // Leftovers of a first start killed half-way: a half-built store and an empty file.
+        std::fs::write(&tmp, b"half-built").unwrap();
+        std::fs::write(&path, b"").unwrap();
+        drop(EmbeddedStore::open(&path).unwrap());
+        assert!(
+            !tmp.exists(),
+            "the temporary store is renamed, not left behind"
+        );
+        assert!(std::fs::metadata(&path).unwrap().len() > 0);
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 0);
+    }
+
+    #[test]
     fn embedded_store_open_failure_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         // A directory where the file should be.
