@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::records::*;
-use super::{random_id, Agent};
+use super::{lookup_by_id_or_name, random_id, Agent, Lookup};
 use crate::api::containers::{ContainerCreateRequest, ExecCreateRequest, HostConfig};
 use crate::api::types::{EndpointSettings, NetworkConnectRequest};
 use crate::error::{Error, ErrorKind};
@@ -515,29 +515,18 @@ impl Agent {
         if key.is_empty() || key.contains('/') || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(not_found(id_or_name));
         }
-        if let Some((c, _)) = self
-            .store
-            .get_json::<ContainerRecord>(&container_key(key)?)?
-        {
-            return Ok(c);
-        }
-        if let Some((id, _)) = self.store.get_json::<String>(&container_name_key(key)?)? {
-            if let Some((c, _)) = self
-                .store
-                .get_json::<ContainerRecord>(&container_key(&id)?)?
-            {
-                return Ok(c);
-            }
-        }
-        let matches: Vec<ContainerRecord> = self
-            .containers()?
-            .into_iter()
-            .filter(|c| c.id.starts_with(key))
-            .collect();
-        match matches.len() {
-            0 => Err(not_found(id_or_name)),
-            1 => Ok(matches.into_iter().next().expect("one match")),
-            n => Err(invalid(format!(
+        let found = lookup_by_id_or_name(
+            self.store.as_ref(),
+            key,
+            container_key,
+            container_name_key,
+            CONTAINERS_PREFIX,
+            |c: &ContainerRecord| &c.id,
+        )?;
+        match found {
+            Lookup::Found(container) => Ok(container),
+            Lookup::Missing => Err(not_found(id_or_name)),
+            Lookup::Ambiguous(n) => Err(invalid(format!(
                 "multiple IDs found with provided prefix: {key} ({n} containers)"
             ))),
         }

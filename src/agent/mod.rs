@@ -24,7 +24,7 @@ use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
 use crate::runtime::image::ImageStore;
-use crate::store::{EmbeddedStore, Store};
+use crate::store::{EmbeddedStore, Key, Scope, Store, StoreError, StoreExt};
 use config::DaemonConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,44 @@ impl Agent {
     }
 }
 
+/// What [`lookup_by_id_or_name`] found.
+pub(crate) enum Lookup<T> {
+    Found(T),
+    Missing,
+    /// Several records have ids starting with what was typed (how many).
+    Ambiguous(usize),
+}
+
+/// Docker's order for finding a record by what a user typed: its full id, its name, then a
+/// unique id prefix. `record_key` and `name_key` build the store keys for an id and a name,
+/// `prefix` is the Local store directory of all such records.
+pub(crate) fn lookup_by_id_or_name<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    typed: &str,
+    record_key: fn(&str) -> Result<Key, StoreError>,
+    name_key: fn(&str) -> Result<Key, StoreError>,
+    prefix: &str,
+    id_of: fn(&T) -> &str,
+) -> Result<Lookup<T>, StoreError> {
+    if let Some((record, _)) = store.get_json::<T>(&record_key(typed)?)? {
+        return Ok(Lookup::Found(record));
+    }
+    if let Some((id, _)) = store.get_json::<String>(&name_key(typed)?)? {
+        if let Some((record, _)) = store.get_json::<T>(&record_key(&id)?)? {
+            return Ok(Lookup::Found(record));
+        }
+    }
+    let mut matches = store
+        .list_values::<T>(Scope::Local, prefix)?
+        .into_iter()
+        .filter(|r| id_of(r).starts_with(typed));
+    Ok(match (matches.next(), matches.count()) {
+        (None, _) => Lookup::Missing,
+        (Some(record), 0) => Lookup::Found(record),
+        (Some(_), others) => Lookup::Ambiguous(others + 1),
+    })
+}
+
 /// A random 64-hex-digit identifier, the shape Docker uses for object ids.
 pub fn random_id() -> String {
     let mut bytes = [0u8; 32];
@@ -134,6 +172,48 @@ fn write_engine_id(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_takes_id_then_name_then_a_unique_id_prefix() {
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+        struct Rec {
+            id: String,
+        }
+        let store = crate::store::MemoryStore::new();
+        let rec_key = |id: &str| Key::local(format!("recs/{id}"));
+        let mut txn = crate::store::Txn::new();
+        for id in ["abc1", "abc2", "def9"] {
+            txn = txn
+                .put_json(rec_key(id).unwrap(), &Rec { id: id.into() })
+                .unwrap();
+        }
+        // A name that looks like another record's id prefix: names win over prefixes.
+        txn = txn
+            .put_json(Key::local("rec-names/abc").unwrap(), &"def9")
+            .unwrap();
+        store.commit(txn).unwrap();
+        let find = |typed: &str| {
+            lookup_by_id_or_name(
+                &store,
+                typed,
+                |id| Key::local(format!("recs/{id}")),
+                |name| Key::local(format!("rec-names/{name}")),
+                "recs/",
+                |r: &Rec| &r.id,
+            )
+            .unwrap()
+        };
+        let id_of = |l: Lookup<Rec>| match l {
+            Lookup::Found(r) => r.id,
+            Lookup::Missing => "missing".into(),
+            Lookup::Ambiguous(n) => format!("ambiguous {n}"),
+        };
+        assert_eq!(id_of(find("abc2")), "abc2");
+        assert_eq!(id_of(find("abc")), "def9");
+        assert_eq!(id_of(find("de")), "def9");
+        assert_eq!(id_of(find("ab")), "ambiguous 2");
+        assert_eq!(id_of(find("x")), "missing");
+    }
 
     #[test]
     fn random_ids_are_64_hex_and_distinct() {

@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use ipnetwork::IpNetwork;
 
 use super::records::*;
-use super::{random_id, Agent};
+use super::{lookup_by_id_or_name, random_id, Agent, Lookup};
 use crate::api::filters::Filters;
 use crate::api::types::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use crate::drivers::{random_mac, Driver};
@@ -183,26 +183,18 @@ impl Agent {
         if id_or_name.is_empty() || id_or_name.contains('/') {
             return Err(not_found());
         }
-        if let Some((n, _)) = self
-            .store
-            .get_json::<NetworkRecord>(&network_key(id_or_name)?)?
-        {
-            return Ok(n);
-        }
-        if let Some((id, _)) = self.store.get_json::<String>(&name_key(id_or_name)?)? {
-            if let Some((n, _)) = self.store.get_json::<NetworkRecord>(&network_key(&id)?)? {
-                return Ok(n);
-            }
-        }
-        let matches: Vec<NetworkRecord> = self
-            .networks()?
-            .into_iter()
-            .filter(|n| n.id.starts_with(id_or_name))
-            .collect();
-        match matches.len() {
-            0 => Err(not_found()),
-            1 => Ok(matches.into_iter().next().expect("one match")),
-            k => Err(invalid(format!(
+        let found = lookup_by_id_or_name(
+            self.store.as_ref(),
+            id_or_name,
+            network_key,
+            name_key,
+            NETWORKS_PREFIX,
+            |n: &NetworkRecord| &n.id,
+        )?;
+        match found {
+            Lookup::Found(network) => Ok(network),
+            Lookup::Missing => Err(not_found()),
+            Lookup::Ambiguous(k) => Err(invalid(format!(
                 "network {id_or_name} is ambiguous ({k} matches found based on ID prefix)"
             ))),
         }
