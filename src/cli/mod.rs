@@ -8,6 +8,7 @@ pub mod netns;
 pub mod network;
 pub mod output;
 pub mod system;
+pub mod template;
 
 use std::path::PathBuf;
 
