@@ -18,7 +18,8 @@ use crate::api::containers::{
     ContainerCreateRequest, ExecCreateRequest, HostConfig, NetworkingConfig, PortBinding,
 };
 use crate::api::types::{EndpointIpamConfig, EndpointSettings};
-use crate::cli::output::{print_json, table, Format};
+use crate::cli::output::{inspect_format, print_inspect, print_json, table, Format};
+use crate::cli::template::Template;
 use crate::cli::GlobalOptions;
 use crate::error::{Error, ErrorKind};
 use crate::firewall::{parse_port_spec, HostPort};
@@ -175,6 +176,18 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct NamesArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// Options of `inspect`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  warren inspect -f '{{.NetworkSettings.IPAddress}}' web")]
+pub struct InspectArgs {
+    /// Print each container through a Go template (see the README), or `json` for one JSON
+    /// document per line
+    #[arg(short, long, value_name = "TEMPLATE", value_parser = inspect_format)]
+    pub format: Option<Template>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -659,7 +672,7 @@ pub async fn exec_cmd(global: &GlobalOptions, args: &ExecArgs) -> Result<(), Err
     Ok(())
 }
 
-pub async fn inspect_cmd(global: &GlobalOptions, args: &NamesArgs) -> Result<(), Error> {
+pub async fn inspect_cmd(global: &GlobalOptions, args: &InspectArgs) -> Result<(), Error> {
     let client = global.client()?;
     let mut out = Vec::new();
     for c in &args.containers {
@@ -668,8 +681,7 @@ pub async fn inspect_cmd(global: &GlobalOptions, args: &NamesArgs) -> Result<(),
             .await?;
         out.push(v);
     }
-    print_json(&out);
-    Ok(())
+    print_inspect(&out, args.format.as_ref())
 }
 
 pub async fn wait_cmd(global: &GlobalOptions, args: &NamesArgs) -> Result<(), Error> {

@@ -92,8 +92,8 @@ pub enum Command {
     Logs(container::LogsArgs),
     /// Run a command in a running container
     Exec(container::ExecArgs),
-    /// Show containers in detail (JSON)
-    Inspect(container::NamesArgs),
+    /// Show containers in detail (JSON, or -f TEMPLATE)
+    Inspect(container::InspectArgs),
     /// Wait for containers to stop and print their exit codes
     Wait(container::NamesArgs),
     /// Manage images (import, load, ls, inspect, tag, rm)

@@ -11,7 +11,8 @@ use crate::api::types::{
     NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse,
     NetworkResource,
 };
-use crate::cli::output::{print_json, table, Format};
+use crate::cli::output::{inspect_format, print_inspect, print_json, table, Format};
+use crate::cli::template::Template;
 use crate::cli::GlobalOptions;
 use crate::error::{Error, ErrorKind};
 
@@ -30,6 +31,7 @@ const NETWORK_EXAMPLES: &str = "Examples:
   warren network connect -p 8080:80 bridge --netns web   # publish host port 8080
   warren network ls --filter driver=bridge
   warren network inspect mynet
+  warren network inspect -f '{{json .Containers}}' mynet
   warren network disconnect mynet --netns lab1
   warren network rm mynet";
 
@@ -40,8 +42,15 @@ pub enum NetworkCommand {
     /// List networks
     #[command(alias = "list")]
     Ls(LsArgs),
-    /// Show networks in detail (JSON)
+    /// Show networks in detail (JSON, or -f TEMPLATE)
+    #[command(
+        after_help = "Example:\n  warren network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' mynet"
+    )]
     Inspect {
+        /// Print each network through a Go template (see the README), or `json` for one JSON
+        /// document per line
+        #[arg(short, long, value_name = "TEMPLATE", value_parser = inspect_format)]
+        format: Option<Template>,
         #[arg(required = true)]
         networks: Vec<String>,
     },
@@ -323,7 +332,7 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                 );
             }
         }
-        NetworkCommand::Inspect { networks } => {
+        NetworkCommand::Inspect { format, networks } => {
             let mut found = Vec::new();
             let mut failed = Failures::default();
             for name in networks {
@@ -335,7 +344,9 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
                     Err(e) => failed.add(e.into()),
                 }
             }
-            print_json(&found);
+            if let Err(e) = print_inspect(&found, format.as_ref()) {
+                failed.add(e);
+            }
             failed.finish()?;
         }
         NetworkCommand::Rm { networks } => {
