@@ -164,6 +164,16 @@ fn lifecycle_exit_codes_rm_and_logs() {
         (state["Status"].as_str(), state["ExitCode"].as_i64()),
         (Some("exited"), Some(7))
     );
+    let status = sb.warren_ok(
+        &agent,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "ticker",
+        ],
+    );
+    assert_eq!(status, "exited 7\n");
     let logs = sb.warren_ok(&agent, &["logs", "ticker"]);
     assert_eq!(logs, "started\nbye\n");
     let tail = sb.warren_ok(&agent, &["logs", "--tail", "1", "-t", "ticker"]);

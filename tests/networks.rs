@@ -169,6 +169,65 @@ fn docker_cli_creates_lists_inspects_and_removes_networks() {
     assert!(text(&out).1.contains("pre-defined"), "{}", text(&out).1);
 }
 
+/// `warren network inspect -f` prints each network through a Go template; a malformed template
+/// is a usage error (exit 2) that prints nothing.
+#[test]
+fn warren_network_inspect_formats_with_a_template() {
+    let sb = Sandbox::new();
+    let agent = sb.start_agent(&[]);
+    sb.warren_ok(
+        &agent,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.31.0.0/24",
+            "--label",
+            "team=blue",
+            "tmpl",
+        ],
+    );
+    let out = sb.warren_ok(
+        &agent,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            r#"{{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Labels "team"}}"#,
+            "tmpl",
+        ],
+    );
+    assert_eq!(out, "10.31.0.0/24 blue\n");
+    // -f json: one JSON document per line, in argument order.
+    let out = sb.warren_ok(
+        &agent,
+        &["network", "inspect", "-f", "json", "tmpl", "bridge"],
+    );
+    let names: Vec<Value> = out
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON line")["Name"].clone())
+        .collect();
+    assert_eq!(names, ["tmpl", "bridge"]);
+
+    let out = sb.warren(
+        &agent,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}",
+            "tmpl",
+        ],
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("line 1, column 1: missing {{end}} for this {{range}}"),
+        "{stderr}"
+    );
+}
+
 /// Rules in Warren's inet table (lines carrying a handle); set and map elements are not rules.
 fn rule_count(sb: &Sandbox) -> usize {
     sb.ok("nft", &["-a", "list", "table", "inet", "warren"])
