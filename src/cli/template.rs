@@ -4,7 +4,8 @@
 //! inside `range`); literals (`"str"` with `\n \t \r \\ \"`, `` `raw` ``, integers, `true`,
 //! `false`); `(pipeline)` sub-expressions, optionally followed by fields: `(index .M "k").A`;
 //! pipelines `x | f` (the value goes last, as in Go); the functions `json`, `index` (maps and
-//! arrays, several keys), `len`, `join LIST SEP`, `upper`, `lower`; `{{if}}`, `{{else if}}`,
+//! arrays, several keys), `len`, `join LIST SEP`, `upper`, `lower`, and Go's `eq` (true if the
+//! first equals any other), `ne`, `not`, `and`, `or`; `{{if}}`, `{{else if}}`,
 //! `{{else}}`, `{{range}}` (over arrays, and over maps' values in key order) and `{{end}}`; the
 //! trim markers `{{- ` and ` -}}`. Anything else is an error naming its line and column.
 //!
@@ -124,16 +125,26 @@ enum Func {
     Join,
     Upper,
     Lower,
+    Eq,
+    Ne,
+    Not,
+    And,
+    Or,
 }
 
 impl Func {
-    const ALL: [Func; 6] = [
+    const ALL: [Func; 11] = [
         Func::Json,
         Func::Index,
         Func::Len,
         Func::Join,
         Func::Upper,
         Func::Lower,
+        Func::Eq,
+        Func::Ne,
+        Func::Not,
+        Func::And,
+        Func::Or,
     ];
 
     fn name(self) -> &'static str {
@@ -144,6 +155,11 @@ impl Func {
             Func::Join => "join",
             Func::Upper => "upper",
             Func::Lower => "lower",
+            Func::Eq => "eq",
+            Func::Ne => "ne",
+            Func::Not => "not",
+            Func::And => "and",
+            Func::Or => "or",
         }
     }
 
@@ -156,7 +172,12 @@ impl Func {
         let (ok, wants) = match self {
             Func::Index => (count >= 2, "a map or array and at least one key"),
             Func::Join => (count == 2, "a list and a separator"),
-            Func::Json | Func::Len | Func::Upper | Func::Lower => (count == 1, "one argument"),
+            Func::Eq => (count >= 2, "a value and at least one to compare it with"),
+            Func::Ne => (count == 2, "two values"),
+            Func::And | Func::Or => (count >= 1, "at least one argument"),
+            Func::Json | Func::Len | Func::Upper | Func::Lower | Func::Not => {
+                (count == 1, "one argument")
+            }
         };
         if ok {
             Ok(())
@@ -769,6 +790,47 @@ fn apply(func: Func, mut args: Vec<Value>) -> Result<Value, String> {
             )),
         },
         Func::Index => args.iter().try_fold(arg, index),
+        Func::Eq => {
+            for other in &args {
+                if equal(&arg, other)? {
+                    return Ok(true.into());
+                }
+            }
+            Ok(false.into())
+        }
+        Func::Ne => Ok((!equal(&arg, &args[0])?).into()),
+        Func::Not => Ok((!truthy(&arg)).into()),
+        // Go's and/or return an argument, not a bool: the first that decides, else the last.
+        Func::And => Ok(std::iter::once(arg)
+            .chain(args)
+            .reduce(|acc, next| if truthy(&acc) { next } else { acc })
+            .expect("at least one argument")),
+        Func::Or => Ok(std::iter::once(arg)
+            .chain(args)
+            .reduce(|acc, next| if truthy(&acc) { acc } else { next })
+            .expect("at least one argument")),
+    }
+}
+
+/// Go's `eq` on basic values: strings, numbers (by value: 1 equals 1.0), booleans and null
+/// compare; different kinds, maps and arrays are an error, as in Go.
+fn equal(a: &Value, b: &Value) -> Result<bool, String> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Ok(x == y),
+        (Value::Bool(x), Value::Bool(y)) => Ok(x == y),
+        (Value::Null, Value::Null) => Ok(true),
+        (Value::Number(x), Value::Number(y)) => Ok(match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        }),
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => {
+            Err(format!("can't compare {} with {}", kind(a), kind(b)))
+        }
+        _ => Err(format!(
+            "incompatible types for comparison: {} and {}",
+            kind(a),
+            kind(b)
+        )),
     }
 }
 
@@ -1188,6 +1250,33 @@ mod tests {
             let got = parse_error(template);
             assert!(got.contains(want), "{template:?}: {got:?} lacks {want:?}");
         }
+    }
+
+    #[test]
+    fn comparisons_and_logic_follow_go() {
+        let c = container();
+        let r = |t: &str| render(t, &c);
+        assert_eq!(
+            r(r#"{{if eq .State.Status "running"}}up{{else}}down{{end}}"#),
+            "up"
+        );
+        assert_eq!(r(r#"{{eq .State.Status "exited" "running"}}"#), "true");
+        assert_eq!(r(r#"{{.State.Status | eq "exited"}}"#), "false");
+        assert_eq!(
+            r("{{eq .State.Pid 4242}} {{ne .State.ExitCode 0}}"),
+            "true false"
+        );
+        assert_eq!(r("{{eq .Missing .AlsoMissing}}"), "true");
+        assert_eq!(r("{{not .State.Paused}} {{not .Config.Env}}"), "true false");
+        // and/or return the deciding argument, not a bool.
+        assert_eq!(r(r#"{{and .State.Running "yes"}}"#), "yes");
+        assert_eq!(r(r#"{{and .State.Paused "yes"}}"#), "false");
+        assert_eq!(r(r#"{{or .NetworkSettings.IPAddress "none"}}"#), "none");
+        assert_eq!(r("{{or .Name .Id}}"), "/web");
+        assert!(render_error(r#"{{eq .State.Pid "4242"}}"#, &c).contains("incompatible types"));
+        assert!(render_error(r#"{{eq .Config.Env "x"}}"#, &c).contains("can't compare"));
+        assert!(parse_error("{{ne 1}}").contains("ne takes two values, got 1"));
+        assert!(parse_error("{{eq 1}}").contains("eq takes"));
     }
 
     #[test]
