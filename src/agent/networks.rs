@@ -595,9 +595,10 @@ impl Agent {
             })?;
 
         let config = endpoint.driver_config(&network);
+        let network_config = network.driver_config();
         let store = Arc::clone(&self.store);
         let sync = tokio::task::spawn_blocking(move || store.sync());
-        let attached = driver.attach(&network.driver_config(), &config).await;
+        let attached = driver.attach(&network_config, &config).await;
         let synced = match sync.await {
             Ok(result) => result.map_err(Error::from),
             Err(e) => Err(Error::msg(
@@ -610,13 +611,13 @@ impl Agent {
             return Err(e.into());
         }
         if let Err(e) = synced {
-            let _ = driver.detach(&network.driver_config(), &config).await;
+            let _ = driver.detach(&network_config, &config).await;
             let _ = self.forget_endpoint(&endpoint);
             return Err(e);
         }
         if !endpoint.ports.is_empty() {
             if let Err(e) = self.firewall.add_ports(&endpoint.ports) {
-                let _ = driver.detach(&network.driver_config(), &config).await;
+                let _ = driver.detach(&network_config, &config).await;
                 self.forget_endpoint(&endpoint)?;
                 return Err(e.into());
             }
