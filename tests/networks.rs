@@ -1045,3 +1045,155 @@ fn agent_killed_during_its_first_start_starts_again() {
         );
     }
 }
+
+/// Names of the ports of `bridge` in the sandbox's root namespace (veth names without `@…`).
+fn bridge_ports(sb: &Sandbox, bridge: &str) -> BTreeSet<String> {
+    sb.ok("ip", &["-o", "link", "show", "master", bridge])
+        .lines()
+        .filter_map(|line| line.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap().to_string())
+        .collect()
+}
+
+fn link_exists(sb: &Sandbox, name: &str) -> bool {
+    sb.run("ip", &["link", "show", name]).status.success()
+}
+
+/// Past `ports_per_bridge` endpoints a network grows extension bridges under its main one.
+/// Endpoints on different bridges talk, reach the gateway and their published ports;
+/// icc=false still separates them; an emptied extension goes away; one deleted behind the
+/// agent's back comes back at the next start; orphans of unknown networks are removed; and
+/// removing the network removes every extension link.
+#[test]
+fn extension_bridges_carry_endpoints_beyond_the_main_bridge() {
+    let sb = Sandbox::new();
+    let mut agent = sb.start_agent(&[]);
+    let two_per_bridge = "warren.bridge.ports_per_bridge=2";
+    sb.warren_ok(
+        &agent,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.33.0.0/24",
+            "-o",
+            "com.docker.network.bridge.name=br-big",
+            "-o",
+            two_per_bridge,
+            "big",
+        ],
+    );
+    let id8 = inspect(&sb, &agent, "big")["Id"].as_str().unwrap()[..8].to_string();
+    let ext = |prefix: &str, n: u32| format!("{prefix}{id8}-{n}");
+    let members = ["e1", "e2", "e3", "e4", "e5"];
+    for ns in members {
+        sb.netns_add(ns);
+        let publish = if ns == "e5" {
+            vec!["-p", "8085:80"]
+        } else {
+            vec![]
+        };
+        connect(&sb, &agent, "big", ns, &publish);
+    }
+    // The first two on br-big itself, then two per extension.
+    let main = bridge_ports(&sb, "br-big");
+    assert_eq!(main.len(), 4, "two endpoints and two uplinks: {main:?}");
+    assert!(main.contains(&ext("wz", 1)) && main.contains(&ext("wz", 2)));
+    let first = bridge_ports(&sb, &ext("wx", 1));
+    assert_eq!(first.len(), 3, "two endpoints and the uplink: {first:?}");
+    assert!(first.contains(&ext("wy", 1)));
+    assert_eq!(bridge_ports(&sb, &ext("wx", 2)).len(), 2);
+
+    let ip = |ns: &str| ip_of(&sb, &agent, "big", ns);
+    for (from, to) in [
+        ("e1", "e5"),
+        ("e5", "e3"),
+        ("e3", "e1"),
+        ("e4", "e3"),
+        ("e2", "e1"),
+    ] {
+        assert!(sb.ping(from, &ip(to)), "{from} cannot reach {to} on big");
+    }
+    for ns in ["e3", "e5"] {
+        assert!(sb.ping(ns, "10.33.0.1"), "{ns} cannot reach its gateway");
+    }
+    let _web = httpd(&sb, "e5");
+    assert_eq!(
+        wait_fetch(&sb, None, "http://127.0.0.1:8085/"),
+        "hello from e5"
+    );
+
+    // icc=false, one endpoint per bridge: three bridges, no member reaches another.
+    sb.warren_ok(
+        &agent,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.34.0.0/24",
+            "-o",
+            "com.docker.network.bridge.enable_icc=false",
+            "-o",
+            "warren.bridge.ports_per_bridge=1",
+            "quiet",
+        ],
+    );
+    for ns in ["q1", "q2", "q3"] {
+        sb.netns_add(ns);
+        connect(&sb, &agent, "quiet", ns, &[]);
+    }
+    let q = |ns: &str| ip_of(&sb, &agent, "quiet", ns);
+    for ns in ["q1", "q2", "q3"] {
+        assert!(sb.ping(ns, "10.34.0.1"), "{ns} cannot reach its gateway");
+    }
+    for (from, to) in [("q1", "q2"), ("q2", "q3"), ("q3", "q1"), ("q2", "q1")] {
+        assert!(!sb.ping(from, &q(to)), "{from} reached {to} with icc=false");
+    }
+    assert!(!sb.ping("e5", &q("q3")), "big reached quiet");
+    assert!(!sb.ping("q3", &ip("e5")), "quiet reached big");
+
+    // The last endpoint leaves extension 2: it is removed.
+    sb.warren_ok(&agent, &["network", "disconnect", "big", "--netns", "e4"]);
+    assert!(link_exists(&sb, &ext("wx", 2)), "extension 2 still has e5");
+    sb.warren_ok(&agent, &["network", "disconnect", "big", "--netns", "e5"]);
+    for link in [ext("wx", 2), ext("wy", 2), ext("wz", 2)] {
+        assert!(
+            !link_exists(&sb, &link),
+            "{link} outlived its last endpoint"
+        );
+    }
+    // A new endpoint fills the free place on extension 1 instead of making a new one.
+    connect(&sb, &agent, "big", "e4", &[]);
+    assert_eq!(bridge_ports(&sb, &ext("wx", 1)).len(), 3);
+    assert!(!link_exists(&sb, &ext("wx", 2)));
+
+    // Crash; someone deletes extension 1 and leaves a stray extension of no network.
+    agent.kill9();
+    sb.ok("ip", &["link", "del", &ext("wx", 1)]);
+    sb.ok("ip", &["link", "add", "wx00000000-1", "type", "bridge"]);
+    agent = sb.start_agent(&[]);
+    assert!(
+        !link_exists(&sb, "wx00000000-1"),
+        "orphan extension survived"
+    );
+    assert_eq!(
+        bridge_ports(&sb, "br-big").len(),
+        3,
+        "e1, e2 and one uplink"
+    );
+    assert_eq!(bridge_ports(&sb, &ext("wx", 1)).len(), 3, "e3, e4 re-wired");
+    for (from, to) in [("e3", "e1"), ("e4", "e2"), ("e1", "e4")] {
+        assert!(
+            sb.ping_within(from, &ip_of(&sb, &agent, "big", to), 3),
+            "{from} cannot reach {to} after restart"
+        );
+    }
+
+    // Removing the network removes its extensions.
+    for ns in ["e1", "e2", "e3", "e4"] {
+        sb.warren_ok(&agent, &["network", "disconnect", "big", "--netns", ns]);
+    }
+    sb.warren_ok(&agent, &["network", "rm", "big"]);
+    let links = sb.ok("ip", &["-o", "link"]);
+    assert!(!links.contains(&id8), "links of big remain:\n{links}");
+}

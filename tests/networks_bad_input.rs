@@ -419,6 +419,18 @@ fn bad_requests_fail_clearly_and_change_nothing() {
             "enable_icc",
         ),
         case(
+            "ports per bridge beyond a Linux bridge's 1023",
+            create_opt("n", "warren.bridge.ports_per_bridge", "1023"),
+            400,
+            "from 1 to 1022",
+        ),
+        case(
+            "ports per bridge negative",
+            create_opt("n", "warren.bridge.ports_per_bridge", "-1"),
+            400,
+            "ports_per_bridge",
+        ),
+        case(
             "host binding not an address",
             create_opt(
                 "n",

@@ -13,7 +13,8 @@ use std::time::SystemTime;
 use super::records::*;
 use super::{random_id, Agent};
 use crate::drivers::bridge::{
-    DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC, OPT_MASQUERADE, OPT_MTU,
+    parse_extension_link, DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC,
+    OPT_MASQUERADE, OPT_MTU,
 };
 use crate::drivers::macvlan::HIDDEN_PARENT_PREFIX;
 use crate::drivers::NetworkSettings;
@@ -42,8 +43,11 @@ impl Agent {
         let mut ports = Vec::new();
         // Host links named like Warren's that a record explains; the others are orphans.
         let mut live_links = BTreeSet::new();
+        // Network-id prefixes of bridge networks, which own the extension links named so.
+        let mut live_extensions = BTreeSet::new();
         for network in self.networks()? {
             live_links.insert(network.settings.interface.clone());
+            live_extensions.insert(network.id[..8].to_string());
             let driver = self.driver(&network.driver)?;
             let config = network.driver_config();
             if let Err(e) = driver.create_network(&config).await {
@@ -58,22 +62,16 @@ impl Agent {
                     self.forget_endpoint(&endpoint)?;
                     continue;
                 }
-                if let Some(veth) = &endpoint.host_ifname {
-                    // A veth whose bridge was deleted (and re-created above) survives as a
-                    // stray link on no bridge: it is re-wired like a missing one.
-                    let nl = Netlink::current()?;
-                    let bridge = nl.link_index(&network.settings.interface).await?;
-                    let wired = nl
-                        .link(veth)
-                        .await?
-                        .is_some_and(|link| bridge.is_some() && link.master == bridge);
-                    if !wired {
-                        tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing or detached endpoint");
-                        let _ = driver.detach(&config, &ep_config).await;
-                        if let Err(e) = driver.attach(&config, &ep_config).await {
-                            tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
-                        }
+                // E.g. a veth whose bridge was deleted (and re-created above) survives as a
+                // stray link on no bridge: it is re-wired like a missing one.
+                if !driver.is_wired(&config, &ep_config).await? {
+                    tracing::info!(network = %network.name, target = %endpoint.target.name, "re-wiring missing or detached endpoint");
+                    let _ = driver.detach(&config, &ep_config).await;
+                    if let Err(e) = driver.attach(&config, &ep_config).await {
+                        tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
                     }
+                }
+                if let Some(veth) = &endpoint.host_ifname {
                     live_links.insert(veth.clone());
                 }
                 ports.extend(endpoint.ports.iter().cloned());
@@ -83,22 +81,30 @@ impl Agent {
             }
         }
         self.firewall.replace_all(&policies, &ports)?;
-        self.remove_orphan_links(&live_links).await?;
+        self.remove_orphan_links(&live_links, &live_extensions)
+            .await?;
         // Listeners of live endpoints are (re-)opened; names are served from here on.
         self.refresh_dns().await;
         Ok(())
     }
 
     /// Links that carry Warren's names but that no record explains (left by a crash between
-    /// creating a link and recording it) are deleted: host ends of veths (`wv…`) and the
-    /// hidden parent bridges of parent-less macvlan networks (`wm-…`).
-    async fn remove_orphan_links(&self, live: &BTreeSet<String>) -> Result<(), Error> {
+    /// creating a link and recording it) are deleted: host ends of veths (`wv…`), the
+    /// hidden parent bridges of parent-less macvlan networks (`wm-…`), and extension bridges
+    /// with their uplinks (`wx…`, `wy…`, `wz…`) of networks that no longer exist.
+    async fn remove_orphan_links(
+        &self,
+        live: &BTreeSet<String>,
+        live_extensions: &BTreeSet<String>,
+    ) -> Result<(), Error> {
         let nl = Netlink::current()?;
         for link in nl.links().await? {
             let kind = link.kind.as_deref();
+            let orphan_extension = parse_extension_link(&link.name)
+                .is_some_and(|(owner, _)| !live_extensions.contains(owner));
             let ours = (link.name.starts_with(VETH_PREFIX) && kind == Some("veth"))
                 || (link.name.starts_with(HIDDEN_PARENT_PREFIX) && kind == Some("bridge"));
-            if ours && !live.contains(&link.name) {
+            if orphan_extension || (ours && !live.contains(&link.name)) {
                 tracing::info!(link = %link.name, "removing orphaned link");
                 nl.delete_link(&link.name).await?;
             }
@@ -170,6 +176,7 @@ impl Agent {
                     masquerade: true,
                     host_binding_ipv4: None,
                     macvlan: None,
+                    ports_per_bridge: None,
                 },
             };
             let txn = txn

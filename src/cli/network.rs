@@ -101,7 +101,12 @@ pub struct CreateArgs {
     /// Allow manual attachment (accepted for compatibility; all networks are attachable)
     #[arg(long)]
     pub attachable: bool,
-    /// Driver option KEY=VALUE
+    /// Driver option KEY=VALUE. bridge: com.docker.network.bridge.name,
+    /// com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc,
+    /// com.docker.network.bridge.enable_ip_masquerade,
+    /// com.docker.network.bridge.host_binding_ipv4, warren.bridge.ports_per_bridge (endpoints
+    /// per Linux bridge before an extension bridge is added; default 32, 0 = one flat bridge).
+    /// macvlan: parent, macvlan_mode
     #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
     pub opts: Vec<String>,
     /// Label KEY=VALUE

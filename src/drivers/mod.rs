@@ -36,6 +36,23 @@ pub struct NetworkSettings {
     /// macvlan networks: mode and parent (absent in records written before macvlan existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macvlan: Option<macvlan::MacvlanSettings>,
+    /// bridge networks: endpoint ports per Linux bridge before an extension bridge is added;
+    /// 0 for one flat bridge; `None`: the default (see `bridge::extensions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports_per_bridge: Option<u32>,
+}
+
+impl NetworkSettings {
+    /// Endpoint ports one bridge of the network takes; `None`: no limit (one flat bridge).
+    pub fn ports_per_bridge(&self) -> Option<usize> {
+        match self
+            .ports_per_bridge
+            .unwrap_or(bridge::DEFAULT_PORTS_PER_BRIDGE)
+        {
+            0 => None,
+            n => Some(n as usize),
+        }
+    }
 }
 
 /// What a driver needs to know to build or remove a network.
@@ -189,6 +206,17 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// the network has now). Only called when [`Driver::limits_endpoints`].
     fn check_attach(&self, _network: &NetworkConfig, _endpoints: usize) -> Result<(), DriverError> {
         Ok(())
+    }
+
+    /// Whether an endpoint's host-side wiring is intact; checked at start-up, where a broken
+    /// one is detached and attached again. Endpoints that live wholly inside their namespace
+    /// have nothing on the host to check.
+    async fn is_wired(
+        &self,
+        _network: &NetworkConfig,
+        _endpoint: &EndpointConfig,
+    ) -> Result<bool, DriverError> {
+        Ok(true)
     }
 
     /// True when the driver's endpoints go through Warren's NAT (masquerade, published ports).

@@ -33,7 +33,8 @@
 //!
 //! table bridge warren
 //!   set icc_off4, icc_off6   subnets of icc=false networks (interval)
-//!   chain forward  filter/forward -200:  ip saddr @icc_off4 drop; ip daddr @icc_off4 drop
+//!   chain forward  filter/forward -200:  iifname "wy*" accept; oifname "wy*" accept (uplinks)
+//!                                        ip saddr @icc_off4 drop; ip daddr @icc_off4 drop
 //!                                        ip6 saddr @icc_off6 drop; ip6 daddr @icc_off6 drop
 //! ```
 //!

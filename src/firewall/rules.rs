@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use super::error::FirewallError;
 use super::policy::{validate_ports, HostMatch, NetworkPolicy, PortMapping};
+use crate::drivers::bridge::UPLINK_PREFIX;
 
 pub(crate) const INET: &str = "inet";
 pub(crate) const BRIDGE: &str = "bridge";
@@ -284,6 +285,19 @@ impl<'a> RuleBuilder<'a> {
             self.base_chain(BRIDGE, FORWARD, "filter", FORWARD, -200),
         );
         tx.push("flush", "chain", self.chain(BRIDGE, FORWARD));
+        // A network's extension bridges hang off its main bridge by uplinks (see
+        // drivers::bridge::extensions). A frame crossing an uplink is judged on the main bridge
+        // instead: forwarded there port-to-port it meets the drops below; addressed to the
+        // gateway it is routed, and routed traffic must pass an extension both ways.
+        for key in ["iifname", "oifname"] {
+            let uplink = json!(format!("{UPLINK_PREFIX}*"));
+            self.rule(
+                tx,
+                BRIDGE,
+                FORWARD,
+                vec![matches("==", meta(key), uplink), accept()],
+            );
+        }
         for (proto, set) in [("ip", ICC_OFF4), ("ip6", ICC_OFF6)] {
             for field in ["saddr", "daddr"] {
                 let m = matches("==", payload(proto, field), json!(format!("@{set}")));
@@ -645,7 +659,15 @@ mod tests {
         assert_eq!(published[0][0]["dnat"]["addr"]["map"]["data"], "@pub4_addr");
         assert_eq!(published[0][0]["dnat"]["port"]["map"]["data"], "@pub4_port");
         assert_eq!(published[3][0]["dnat"]["family"], "ip6");
-        assert_eq!(rules_of(&tx, BRIDGE, FORWARD).len(), 4);
+        // Uplinks of extension bridges pass first, then the icc=false drops.
+        let bridged = rules_of(&tx, BRIDGE, FORWARD);
+        assert_eq!(bridged.len(), 6);
+        for (rule, key) in bridged.iter().zip(["iifname", "oifname"]) {
+            assert_eq!(rule[0]["match"]["left"]["meta"]["key"], key);
+            assert_eq!(rule[0]["match"]["right"], "wy*");
+            assert_eq!(rule[1], json!({"accept": null}));
+        }
+        assert!(bridged[2..].iter().all(|r| r[1] == json!({"drop": null})));
         // A vmap must be declared as such.
         let fwd_map = tx
             .commands()

@@ -319,6 +319,20 @@ impl Netlink {
             })
     }
 
+    /// Make a link a port of the bridge `master`.
+    pub async fn set_master(&self, index: u32, master: u32) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .change(LinkUnspec::new_with_index(index).controller(master).build())
+            .execute()
+            .await
+            .map_err(|e| NetlinkError::SetMaster {
+                index,
+                master,
+                source: e.into(),
+            })
+    }
+
     /// Release a link from its bridge (or other controller) and take it down.
     pub async fn release(&self, index: u32) -> Result<(), NetlinkError> {
         self.handle

@@ -124,6 +124,13 @@ pub enum NetlinkError {
         #[source]
         source: RequestError,
     },
+    #[error("make link {index} a port of bridge {master}")]
+    SetMaster {
+        index: u32,
+        master: u32,
+        #[source]
+        source: RequestError,
+    },
     #[error("release link {index} from its bridge")]
     Release {
         index: u32,
@@ -201,6 +208,7 @@ impl NetlinkError {
             | NetlinkError::SetUp { source, .. }
             | NetlinkError::Hide { source, .. }
             | NetlinkError::Release { source, .. }
+            | NetlinkError::SetMaster { source, .. }
             | NetlinkError::SetMtu { source, .. }
             | NetlinkError::SetHairpin { source, .. }
             | NetlinkError::AddAddress { source, .. }

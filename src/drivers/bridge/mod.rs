@@ -3,7 +3,10 @@
 //! creating in place costs ~1 ms, creating then moving ~20 ms).
 //!
 //! Docker's option names are accepted where they apply, so `docker network create -o …`
-//! means the same here.
+//! means the same here. A network with more endpoints than one bridge should carry grows
+//! extension bridges under its main one ([`extensions`]).
+
+mod extensions;
 
 use std::collections::BTreeMap;
 use std::os::fd::AsFd;
@@ -15,17 +18,22 @@ use crate::drivers::{
 use crate::netlink::{validate_ifname, Netlink, VethSpec};
 use crate::netns;
 
+pub use extensions::{parse_extension_link, DEFAULT_PORTS_PER_BRIDGE, UPLINK_PREFIX};
+
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 pub const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
 pub const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
-const KNOWN_OPTIONS: [&str; 5] = [
+/// Warren's own: endpoint ports per Linux bridge before an extension bridge is added.
+pub const OPT_PORTS_PER_BRIDGE: &str = "warren.bridge.ports_per_bridge";
+const KNOWN_OPTIONS: [&str; 6] = [
     OPT_BRIDGE_NAME,
     OPT_MTU,
     OPT_ICC,
     OPT_MASQUERADE,
     OPT_HOST_BINDING,
+    OPT_PORTS_PER_BRIDGE,
 ];
 
 /// Name of the default network's bridge (Warren's docker0).
@@ -35,6 +43,8 @@ pub const DEFAULT_BRIDGE: &str = "warren0";
 pub struct BridgeDriver {
     /// Deletes detached veths in the background (started on first use; see `detach`).
     reaper: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<u32>>,
+    /// Which bridge of its network each new endpoint goes on.
+    extensions: extensions::Extensions,
 }
 
 /// `br-` plus the first 12 hex digits of the network id, as Docker names user bridges.
@@ -45,6 +55,14 @@ pub fn default_bridge_name(network_id: &str) -> String {
 /// The host end of an endpoint's veth: `wv` plus 10 hex digits of the endpoint id (≤ 15 bytes).
 pub fn host_veth_name(endpoint_id: &str) -> String {
     format!("wv{}", &endpoint_id[..endpoint_id.len().min(10)])
+}
+
+/// The host end of an endpoint's veth: as recorded, else derived from its id.
+fn host_end_name(endpoint: &EndpointConfig) -> String {
+    endpoint
+        .host_ifname
+        .clone()
+        .unwrap_or_else(|| host_veth_name(&endpoint.id))
 }
 
 /// A name to hide a detached container end under until its pair is deleted: `wd` plus
@@ -113,6 +131,22 @@ impl Driver for BridgeDriver {
             ),
             None => None,
         };
+        let ports_per_bridge = match options.get(OPT_PORTS_PER_BRIDGE) {
+            Some(v) => Some(
+                v.parse::<u32>()
+                    .ok()
+                    // An extension bridge holds its endpoints plus its uplink.
+                    .filter(|n| (*n as usize) < extensions::BRIDGE_MAX_PORTS)
+                    .ok_or_else(|| {
+                        let max = extensions::BRIDGE_MAX_PORTS - 1;
+                        let reason = format!(
+                            "expected a number of ports from 1 to {max}, or 0 for one flat bridge"
+                        );
+                        invalid(OPT_PORTS_PER_BRIDGE, v, reason)
+                    })?,
+            ),
+            None => None,
+        };
         Ok(NetworkSettings {
             interface,
             mtu,
@@ -120,6 +154,7 @@ impl Driver for BridgeDriver {
             masquerade,
             host_binding_ipv4,
             macvlan: None,
+            ports_per_bridge,
         })
     }
 
@@ -141,6 +176,7 @@ impl Driver for BridgeDriver {
             .ensure_bridge(bridge, network.settings.mtu, true)
             .await
             .map_err(DriverError::netlink(format!("create bridge {bridge}")))?;
+        self.extensions.restore(&nl, network, index).await?;
         for gateway in &network.gateways {
             nl.add_allocated_address(index, *gateway)
                 .await
@@ -161,6 +197,8 @@ impl Driver for BridgeDriver {
     async fn delete_network(&self, network: &NetworkConfig) -> Result<(), DriverError> {
         let bridge = &network.settings.interface;
         let nl = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
+        extensions::delete_all(&nl, &network.id).await?;
+        self.extensions.forget(&network.id);
         nl.delete_link(bridge)
             .await
             .map_err(DriverError::netlink(format!("delete bridge {bridge}")))?;
@@ -173,12 +211,9 @@ impl Driver for BridgeDriver {
         endpoint: &EndpointConfig,
     ) -> Result<(), DriverError> {
         let bridge = &network.settings.interface;
-        let host_name = endpoint
-            .host_ifname
-            .clone()
-            .unwrap_or_else(|| host_veth_name(&endpoint.id));
+        let host_name = host_end_name(endpoint);
         let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
-        let master = host
+        let main = host
             .link_index(bridge)
             .await
             .map_err(DriverError::netlink(format!("look up bridge {bridge}")))?
@@ -196,62 +231,21 @@ impl Driver for BridgeDriver {
                     source,
                 }),
             })?;
+        let port = self.extensions.take_port(&host, network, main).await?;
         let spec = VethSpec {
             host_name: host_name.clone(),
             peer_name: endpoint.ifname.clone(),
             peer_netns: Some(ns_file.as_fd()),
-            master: Some(master),
+            master: Some(port.bridge),
             mtu: network.settings.mtu,
             peer_mac: parse_mac(&endpoint.mac),
             host_up: false,
         };
-        let port = match host.create_veth(&spec).await {
-            // The endpoint's previous pair, detached and still waiting for the reaper (a
-            // re-wire at start-up): remove it now and create the new one.
-            Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST) => {
-                host.delete_link(&host_name)
-                    .await
-                    .map_err(DriverError::netlink(format!(
-                        "delete stale veth {host_name}"
-                    )))?;
-                host.create_veth(&spec).await
-            }
-            created => created,
+        let wired = wire_veth(&host, &spec, endpoint).await;
+        if wired.is_err() {
+            self.extensions.give_back(network, port).await;
         }
-        .map_err(DriverError::netlink(format!(
-            "create veth {host_name} <-> {}",
-            endpoint.ifname
-        )))?;
-        // Hairpin: a container reaching its own published port through a host address is
-        // DNATed back to itself; with br_netfilter active the bridge sees that frame leave by
-        // the port it arrived on and drops it unless the port may hairpin (Docker does the same).
-        let wired = async {
-            // A bridge port needs no IPv6 of its own. Disabled before the port comes up, the
-            // kernel never adds its per-device IPv6 routes, which otherwise pile up (three per
-            // port) and slow every later link change down.
-            netns::sysctl_set(
-                None,
-                &format!("net.ipv6.conf.{host_name}.disable_ipv6"),
-                "1",
-            )
-            .map_err(DriverError::netns(format!("disable IPv6 on {host_name}")))?;
-            host.set_bridge_port_hairpin(port, true)
-                .await
-                .map_err(DriverError::netlink(format!(
-                    "enable hairpin on {host_name}"
-                )))?;
-            host.set_up(port)
-                .await
-                .map_err(DriverError::netlink(format!("bring {host_name} up")))?;
-            crate::drivers::configure_inside(endpoint, &endpoint.gateways).await
-        }
-        .await;
-        if let Err(e) = wired {
-            // Deleting the host end removes the peer too: no half-wired endpoint stays behind.
-            let _ = host.delete_link(&host_name).await;
-            return Err(e);
-        }
-        Ok(())
+        wired
     }
 
     /// Deleting a veth pair costs the kernel ~20 ms (it waits for RCU grace periods), far more
@@ -262,13 +256,10 @@ impl Driver for BridgeDriver {
     /// and address; a pair left by a crash is an orphan `wv*` link, removed at the next start.
     async fn detach(
         &self,
-        _network: &NetworkConfig,
+        network: &NetworkConfig,
         endpoint: &EndpointConfig,
     ) -> Result<(), DriverError> {
-        let host_name = endpoint
-            .host_ifname
-            .clone()
-            .unwrap_or_else(|| host_veth_name(&endpoint.id));
+        let host_name = host_end_name(endpoint);
         if endpoint.netns.exists() {
             let inside = Netlink::in_netns(&endpoint.netns)
                 .await
@@ -298,20 +289,46 @@ impl Driver for BridgeDriver {
             }
         }
         let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
-        if let Some(index) = host
-            .link_index(&host_name)
+        if let Some(link) = host
+            .link(&host_name)
             .await
             .map_err(DriverError::netlink(format!("look up {host_name}")))?
         {
             // Off the bridge now, so the network shows no stale port; freed in the background.
-            host.release(index)
+            host.release(link.index)
                 .await
                 .map_err(DriverError::netlink(format!(
                     "release {host_name} from its bridge"
                 )))?;
-            self.delete_later(index);
+            self.delete_later(link.index);
+            if let Some(bridge) = link.master {
+                // The endpoint is gone either way; an extension that cannot be removed now is
+                // removed at the next start.
+                if let Err(e) = self.extensions.release_port(&host, network, bridge).await {
+                    tracing::warn!(network = %network.name, error = %crate::error::chain(&e), "cannot remove an empty extension bridge");
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The host end exists and is a port of one of the network's bridges.
+    async fn is_wired(
+        &self,
+        network: &NetworkConfig,
+        endpoint: &EndpointConfig,
+    ) -> Result<bool, DriverError> {
+        let host_name = host_end_name(endpoint);
+        let host = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
+        let master = host
+            .link(&host_name)
+            .await
+            .map_err(DriverError::netlink(format!("look up {host_name}")))?
+            .and_then(|link| link.master);
+        Ok(match master {
+            Some(bridge) => self.extensions.is_network_bridge(&network.id, bridge).await,
+            None => false,
+        })
     }
 
     fn uses_nat(&self) -> bool {
@@ -341,6 +358,63 @@ impl BridgeDriver {
             tracing::warn!("veth reaper is gone; the next start removes the orphan");
         }
     }
+}
+
+/// Create an endpoint's veth pair on its bridge and configure both ends; on failure the pair
+/// is deleted, so no half-wired endpoint stays behind.
+async fn wire_veth(
+    host: &Netlink,
+    spec: &VethSpec<'_>,
+    endpoint: &EndpointConfig,
+) -> Result<(), DriverError> {
+    let host_name = &spec.host_name;
+    let host_end = match host.create_veth(spec).await {
+        // The endpoint's previous pair, detached and still waiting for the reaper (a
+        // re-wire at start-up): remove it now and create the new one.
+        Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST) => {
+            host.delete_link(host_name)
+                .await
+                .map_err(DriverError::netlink(format!(
+                    "delete stale veth {host_name}"
+                )))?;
+            host.create_veth(spec).await
+        }
+        created => created,
+    }
+    .map_err(DriverError::netlink(format!(
+        "create veth {host_name} <-> {}",
+        endpoint.ifname
+    )))?;
+    // Hairpin: a container reaching its own published port through a host address is
+    // DNATed back to itself; with br_netfilter active the bridge sees that frame leave by
+    // the port it arrived on and drops it unless the port may hairpin (Docker does the same).
+    let wired = async {
+        // A bridge port needs no IPv6 of its own. Disabled before the port comes up, the
+        // kernel never adds its per-device IPv6 routes, which otherwise pile up (three per
+        // port) and slow every later link change down.
+        netns::sysctl_set(
+            None,
+            &format!("net.ipv6.conf.{host_name}.disable_ipv6"),
+            "1",
+        )
+        .map_err(DriverError::netns(format!("disable IPv6 on {host_name}")))?;
+        host.set_bridge_port_hairpin(host_end, true)
+            .await
+            .map_err(DriverError::netlink(format!(
+                "enable hairpin on {host_name}"
+            )))?;
+        host.set_up(host_end)
+            .await
+            .map_err(DriverError::netlink(format!("bring {host_name} up")))?;
+        crate::drivers::configure_inside(endpoint, &endpoint.gateways).await
+    }
+    .await;
+    if let Err(e) = wired {
+        // Deleting the host end removes the peer too: no half-wired endpoint stays behind.
+        let _ = host.delete_link(host_name).await;
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Routing between the bridge and the outside needs forwarding; turn it on only when a network
@@ -386,6 +460,10 @@ mod tests {
         assert!(s.icc && s.masquerade);
         assert_eq!(s.mtu, None);
         assert!(host_veth_name(ID).len() <= 15);
+        assert_eq!(
+            s.ports_per_bridge(),
+            Some(DEFAULT_PORTS_PER_BRIDGE as usize)
+        );
     }
 
     #[test]
@@ -398,6 +476,7 @@ mod tests {
                     (OPT_MTU, "1400"),
                     (OPT_ICC, "false"),
                     (OPT_HOST_BINDING, "127.0.0.1"),
+                    (OPT_PORTS_PER_BRIDGE, "0"),
                 ]),
                 false,
                 Some(1500),
@@ -407,6 +486,7 @@ mod tests {
         assert_eq!(s.mtu, Some(1400));
         assert!(!s.icc);
         assert_eq!(s.host_binding_ipv4, Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(s.ports_per_bridge(), None, "0: one flat bridge");
     }
 
     #[test]
@@ -427,6 +507,8 @@ mod tests {
             opts(&[(OPT_MTU, "big")]),
             opts(&[(OPT_ICC, "perhaps")]),
             opts(&[(OPT_HOST_BINDING, "::1")]),
+            opts(&[(OPT_PORTS_PER_BRIDGE, "1023")]),
+            opts(&[(OPT_PORTS_PER_BRIDGE, "some")]),
         ] {
             assert!(
                 BridgeDriver::default()

@@ -27,6 +27,7 @@ pub fn settings() -> NetworkSettings {
         masquerade: false,
         host_binding_ipv4: None,
         macvlan: None,
+        ports_per_bridge: None,
     }
 }
 

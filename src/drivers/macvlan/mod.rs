@@ -213,6 +213,7 @@ impl Driver for MacvlanDriver {
             masquerade: false,
             host_binding_ipv4: None,
             macvlan: Some(MacvlanSettings { mode, parent, vlan }),
+            ports_per_bridge: None,
         })
     }
 
