@@ -23,7 +23,7 @@
 //! `wx` is the extension bridge, `wy` its uplink port, `wz` the uplink's other end, a port of
 //! the main bridge. The firewall relies on the `wy` prefix (see `firewall::rules`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::drivers::{DriverError, NetworkConfig};
@@ -89,7 +89,7 @@ pub fn parse_extension_link(name: &str) -> Option<(&str, u32)> {
 
 /// Which bridge of its network an endpoint port is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Slot {
+enum Slot {
     Main,
     Extension(u32),
 }
@@ -101,6 +101,9 @@ struct Layout {
     main_ports: usize,
     /// Extension number → (bridge index, endpoint ports on it).
     extensions: BTreeMap<u32, (u32, usize)>,
+    /// Emptied extensions being deleted in the background; their numbers are not reused
+    /// until their links are gone.
+    retiring: BTreeSet<u32>,
 }
 
 impl Layout {
@@ -134,7 +137,7 @@ impl Layout {
         if let Some((number, _)) = self.extensions.iter().find(|(_, (_, p))| *p < limit) {
             return Placement::Existing(Slot::Extension(*number));
         }
-        let free = (1..).find(|n| !self.extensions.contains_key(n));
+        let free = (1..).find(|n| !self.extensions.contains_key(n) && !self.retiring.contains(n));
         Placement::New(free.expect("fewer than u32::MAX extensions"))
     }
 }
@@ -143,13 +146,6 @@ impl Layout {
 enum Placement {
     Existing(Slot),
     New(u32),
-}
-
-/// The bridge an endpoint was given, to wire its veth to (or to give back if wiring fails).
-#[derive(Debug, Clone, Copy)]
-pub struct Port {
-    pub bridge: u32,
-    pub slot: Slot,
 }
 
 /// Port accounting of every bridge network, one lock per network: attaches to one network
@@ -219,13 +215,13 @@ impl Extensions {
     }
 
     /// Choose the bridge for one more endpoint and count its port, creating an extension
-    /// bridge when every existing one is full.
+    /// bridge when every existing one is full. Returns the bridge's index.
     pub async fn take_port(
         &self,
         nl: &Netlink,
         network: &NetworkConfig,
         main: u32,
-    ) -> Result<Port, DriverError> {
+    ) -> Result<u32, DriverError> {
         let cell = self.layout_of(&network.id);
         let mut guard = cell.lock().await;
         // Not learned yet (the network could not be restored at start-up), or its main bridge
@@ -256,46 +252,49 @@ impl Extensions {
                 Slot::Extension(number)
             }
         };
-        let bridge = match slot {
+        *layout.ports_mut(slot).expect("slot just chosen") += 1;
+        Ok(match slot {
             Slot::Main => main,
             Slot::Extension(number) => layout.extensions[&number].0,
-        };
-        *layout.ports_mut(slot).expect("slot just chosen") += 1;
-        Ok(Port { bridge, slot })
+        })
     }
 
-    /// Un-count a port whose endpoint could not be wired.
-    pub async fn give_back(&self, network: &NetworkConfig, port: Port) {
-        let cell = self.layout_of(&network.id);
-        let mut layout = cell.lock().await;
-        if let Some(ports) = layout.as_mut().and_then(|l| l.ports_mut(port.slot)) {
-            *ports = ports.saturating_sub(1);
-        }
-    }
-
-    /// An endpoint port left `bridge`: un-count it, and remove its extension if that was the
-    /// last endpoint there.
-    pub async fn release_port(
-        &self,
-        nl: &Netlink,
-        network: &NetworkConfig,
-        bridge: u32,
-    ) -> Result<(), DriverError> {
+    /// An endpoint port left `bridge` (or was taken and could not be wired): un-count it. An
+    /// extension left without endpoints is deleted in the background: deleting a bridge and a
+    /// veth pair waits for RCU grace periods (50-100 ms), which no detach should wait for.
+    pub async fn release_port(&self, network: &NetworkConfig, bridge: u32) {
         let cell = self.layout_of(&network.id);
         let mut guard = cell.lock().await;
         let Some(layout) = guard.as_mut() else {
-            return Ok(());
+            return;
         };
         let Some(slot) = layout.slot_of(bridge) else {
-            return Ok(());
+            return;
         };
         let ports = layout.ports_mut(slot).expect("slot of a known bridge");
         *ports = ports.saturating_sub(1);
-        if let (Slot::Extension(number), 0) = (slot, *ports) {
-            layout.extensions.remove(&number);
-            delete_extension(nl, network, number).await?;
+        let Slot::Extension(number) = slot else {
+            return;
+        };
+        if *ports > 0 {
+            return;
         }
-        Ok(())
+        layout.extensions.remove(&number);
+        layout.retiring.insert(number);
+        let (cell, network) = (cell.clone(), network.clone());
+        tokio::spawn(async move {
+            let deleted = match Netlink::current() {
+                Ok(nl) => delete_extension(&nl, &network, number).await,
+                Err(e) => Err(DriverError::netlink("open netlink")(e)),
+            };
+            if let Err(e) = deleted {
+                // A later extension of that number adopts what is left; a restart removes it.
+                tracing::warn!(network = %network.name, error = %crate::error::chain(&e), "cannot remove an empty extension bridge");
+            }
+            if let Some(layout) = cell.lock().await.as_mut() {
+                layout.retiring.remove(&number);
+            }
+        });
     }
 
     /// Whether `bridge` (an endpoint port's master) is one of the network's bridges.
@@ -321,6 +320,7 @@ fn layout_from_links(network_id: &str, main: u32, links: &[LinkInfo]) -> Layout 
         main,
         main_ports: 0,
         extensions: BTreeMap::new(),
+        retiring: BTreeSet::new(),
     };
     for link in links {
         if !link.name.starts_with(BRIDGE_PREFIX) || link.kind.as_deref() != Some("bridge") {
@@ -535,6 +535,7 @@ mod tests {
             main: 10,
             main_ports: 0,
             extensions: BTreeMap::new(),
+            retiring: BTreeSet::new(),
         };
         assert_eq!(layout.place(Some(2)), Placement::Existing(Slot::Main));
         layout.main_ports = 2;
@@ -549,6 +550,9 @@ mod tests {
         );
         layout.extensions.insert(3, (13, 2));
         assert_eq!(layout.place(Some(2)), Placement::New(2));
+        // A number whose links are still being deleted is skipped.
+        layout.retiring.insert(2);
+        assert_eq!(layout.place(Some(2)), Placement::New(4));
         // A port leaving the main bridge makes room there first.
         layout.main_ports = 1;
         assert_eq!(layout.place(Some(2)), Placement::Existing(Slot::Main));

@@ -231,19 +231,19 @@ impl Driver for BridgeDriver {
                     source,
                 }),
             })?;
-        let port = self.extensions.take_port(&host, network, main).await?;
+        let bridge = self.extensions.take_port(&host, network, main).await?;
         let spec = VethSpec {
             host_name: host_name.clone(),
             peer_name: endpoint.ifname.clone(),
             peer_netns: Some(ns_file.as_fd()),
-            master: Some(port.bridge),
+            master: Some(bridge),
             mtu: network.settings.mtu,
             peer_mac: parse_mac(&endpoint.mac),
             host_up: false,
         };
         let wired = wire_veth(&host, &spec, endpoint).await;
         if wired.is_err() {
-            self.extensions.give_back(network, port).await;
+            self.extensions.release_port(network, bridge).await;
         }
         wired
     }
@@ -302,11 +302,7 @@ impl Driver for BridgeDriver {
                 )))?;
             self.delete_later(link.index);
             if let Some(bridge) = link.master {
-                // The endpoint is gone either way; an extension that cannot be removed now is
-                // removed at the next start.
-                if let Err(e) = self.extensions.release_port(&host, network, bridge).await {
-                    tracing::warn!(network = %network.name, error = %crate::error::chain(&e), "cannot remove an empty extension bridge");
-                }
+                self.extensions.release_port(network, bridge).await;
             }
         }
         Ok(())
