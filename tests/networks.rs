@@ -816,9 +816,18 @@ fn restart_restores_networks_endpoints_ports_and_keeps_connections() {
 fn parallel_connects_and_creates_get_distinct_addresses_and_subnets() {
     let sb = Sandbox::new();
     let agent = sb.start_agent(&[]);
+    // Three endpoints per bridge: the parallel connects also race for extension bridges.
     sb.warren_ok(
         &agent,
-        &["network", "create", "--subnet", "10.70.0.0/24", "busy"],
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.70.0.0/24",
+            "-o",
+            "warren.bridge.ports_per_bridge=3",
+            "busy",
+        ],
     );
     let names: Vec<String> = (0..20).map(|i| format!("p{i}")).collect();
     for ns in &names {
@@ -852,6 +861,27 @@ fn parallel_connects_and_creates_get_distinct_addresses_and_subnets() {
         );
     }
     assert!(sb.ping_within("p0", &ips.last().unwrap().1, 5));
+    // 3 on the main bridge, 17 on ceil(17 / 3) = 6 extensions, none over its share.
+    let id8 = inspect(&sb, &agent, "busy")["Id"].as_str().unwrap()[..8].to_string();
+    let bridge = |n: usize| {
+        if n == 0 {
+            format!(
+                "br-{}",
+                &inspect(&sb, &agent, "busy")["Id"].as_str().unwrap()[..12]
+            )
+        } else {
+            format!("wx{id8}-{n}")
+        }
+    };
+    let endpoints_on = |n: usize| {
+        bridge_ports(&sb, &bridge(n))
+            .iter()
+            .filter(|p| p.starts_with("wv"))
+            .count()
+    };
+    let counts: Vec<usize> = (0..=6).map(endpoints_on).collect();
+    assert_eq!(counts, [3, 3, 3, 3, 3, 3, 2], "endpoints per bridge");
+    assert!(!link_exists(&sb, &bridge(7)));
 
     // Parallel creates without a subnet: each gets its own pool subnet, none overlapping.
     let nets: Vec<String> = (0..12).map(|i| format!("auto{i}")).collect();
