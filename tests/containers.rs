@@ -818,3 +818,97 @@ fn docker_cli_runs_containers() {
     ok(&["rm", "-f", "web"]);
     assert_eq!(ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// As in Docker, a container's names resolve only while it runs: not once merely created, not
+/// after it stops, again as soon as it starts (before its process: its own first lookup works),
+/// and the same after an agent restart. Its address stays reserved meanwhile.
+#[test]
+fn names_resolve_only_while_the_container_runs() {
+    let (sb, mut agent, root) = setup();
+    sb.warren_ok(
+        &agent,
+        &["network", "create", "--subnet", "10.79.0.0/24", "names"],
+    );
+    let (r, net) = (root.as_str(), "names");
+    sb.warren_ok(
+        &agent,
+        &[
+            "create",
+            "--name",
+            "idle",
+            "--network",
+            net,
+            "--network-alias",
+            "quiet",
+            r,
+            "sleep",
+            "1000",
+        ],
+    );
+    sb.warren_ok(
+        &agent,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            net,
+            r,
+            "sleep",
+            "1000",
+        ],
+    );
+    sb.netns_add("probe");
+    sb.warren_ok(&agent, &["network", "connect", "names", "--netns", "probe"]);
+    let lookup = |name: &str| {
+        sb.sh(&format!(
+            "ip netns exec probe dig @127.0.0.11 +time=2 +tries=1 +short {name}"
+        ))
+        .trim()
+        .to_string()
+    };
+    let web = ip_of(&sb, &agent, "web", "names");
+    let idle = ip_of(&sb, &agent, "idle", "names");
+    assert!(!web.is_empty() && !idle.is_empty(), "both have addresses");
+    assert_eq!(lookup("web"), web);
+    assert_eq!(lookup("idle"), "", "a created container resolved");
+    assert_eq!(lookup("quiet"), "", "a created container's alias resolved");
+
+    sb.warren_ok(&agent, &["stop", "-t", "0", "web"]);
+    eventually("a stopped container's name to go", || {
+        lookup("web").is_empty()
+    });
+    assert_eq!(
+        ip_of(&sb, &agent, "web", "names"),
+        web,
+        "address kept while stopped"
+    );
+    sb.warren_ok(&agent, &["start", "web"]);
+    assert_eq!(lookup("web"), web, "not resolvable right after start");
+    // idle's first lookup, the moment it starts, finds web.
+    sb.warren_ok(&agent, &["start", "idle"]);
+    assert_eq!(lookup("quiet"), idle);
+    let inside = sb.warren_ok(&agent, &["exec", "idle", "nslookup", "web", "127.0.0.11"]);
+    assert!(inside.contains(&web), "{inside}");
+
+    // Stop and start back to back many times: the name is there after every start.
+    for round in 0..5 {
+        sb.warren_ok(&agent, &["stop", "-t", "0", "web"]);
+        sb.warren_ok(&agent, &["start", "web"]);
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            lookup("web"),
+            web,
+            "round {round}: name lost after a restart"
+        );
+    }
+
+    // Across an agent crash and start: stopped stays unresolvable, running stays resolvable.
+    sb.warren_ok(&agent, &["stop", "-t", "0", "web"]);
+    agent.kill9();
+    agent = sb.start_agent(&[]);
+    assert_eq!(lookup("web"), "");
+    assert_eq!(lookup("idle"), idle);
+    sb.warren_ok(&agent, &["rm", "-f", "web", "idle"]);
+}

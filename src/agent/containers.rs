@@ -226,6 +226,9 @@ pub struct ContainerRuntime {
     log_readers: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// The binary re-executed as shim and exec helper.
     exe: PathBuf,
+    /// Serializes a container's names appearing (start) and going (exit), so that the late
+    /// exit of one run cannot withdraw the names the next run has just published.
+    pub(super) dns_gate: tokio::sync::Mutex<()>,
 }
 
 impl Default for ContainerRuntime {
@@ -237,6 +240,7 @@ impl Default for ContainerRuntime {
             monitored: Mutex::new(HashSet::new()),
             log_readers: Mutex::new(HashMap::new()),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            dns_gate: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -530,6 +534,11 @@ impl Agent {
                 "multiple IDs found with provided prefix: {key} ({n} containers)"
             ))),
         }
+    }
+
+    /// True while the container is being started or removed.
+    pub(super) fn is_busy(&self, id: &str) -> bool {
+        lock(&self.runtime.busy).contains(id)
     }
 
     pub fn bundle(&self, id: &str) -> Bundle {
@@ -1097,6 +1106,7 @@ impl Agent {
             log: self.log_path(&record.id),
         };
         bundle.write_spec(&spec)?;
+        self.dns_container_starting(&record.id).await;
         match bundle.spawn_shim(&self.runtime.exe).await {
             Ok(state) => {
                 let started = nanos_to_rfc3339(state.started_at);
@@ -1115,6 +1125,7 @@ impl Agent {
                 Ok(())
             }
             Err(e) => {
+                self.dns_container_start_failed(&record.id).await;
                 let message = crate::error::chain(&e);
                 let exit = bundle.exit_status();
                 let code = exit.map_or(EXIT_UNKNOWN, |s| s.code);
@@ -1175,6 +1186,7 @@ impl Agent {
             }
         };
         tracing::info!(container = %id, code, "container exited");
+        self.dns_container_exited(id).await;
         let _ = self
             .runtime
             .events

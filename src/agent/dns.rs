@@ -3,6 +3,10 @@
 //! [`Agent::dns_endpoint_removed`]: constant cost, the agent's hot path); start-up and
 //! network removal rebuild everything ([`Agent::refresh_dns`]). Kept apart from the network
 //! orchestration, which only calls these.
+//!
+//! As in Docker, a container's names resolve only while it runs: they appear when it starts
+//! and go when it stops, although its endpoints and addresses stay until it is removed. A
+//! plain namespace's names resolve while it is connected.
 
 use std::collections::HashSet;
 
@@ -32,6 +36,10 @@ impl Agent {
                 return;
             }
         };
+        let endpoints: Vec<EndpointRecord> = endpoints
+            .into_iter()
+            .filter(|ep| self.serves_names(ep))
+            .collect();
         let (networks, endpoints, namespaces) = dns_entries(&networks, &endpoints);
         for e in self.dns.update(&networks, &endpoints, &namespaces).await {
             tracing::warn!(error = %crate::error::chain(&e), "dns: listener not opened");
@@ -61,6 +69,60 @@ impl Agent {
     /// when nothing there resolves names any more.
     pub(super) async fn dns_endpoint_removed(&self, endpoint: &EndpointRecord) {
         self.dns.remove_endpoint(&endpoint_entry(endpoint)).await;
+    }
+
+    /// Whether an endpoint's names are served now: a plain namespace's always, a container's
+    /// only while it runs.
+    pub(super) fn serves_names(&self, endpoint: &EndpointRecord) -> bool {
+        match &endpoint.target.container_id {
+            None => true,
+            Some(id) => self.bundle(id).running().is_some(),
+        }
+    }
+
+    /// A container is about to run: its names appear before its process does, so that its
+    /// first lookup (and its peers') already finds them.
+    pub(super) async fn dns_container_starting(&self, container_id: &str) {
+        let _gate = self.runtime.dns_gate.lock().await;
+        match self.container_endpoints(container_id) {
+            Ok(endpoints) => {
+                for (network, endpoint) in endpoints {
+                    self.dns_endpoint_added(&network, &endpoint).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(container = %container_id, error = %e, "dns: cannot read endpoints; names not published")
+            }
+        }
+    }
+
+    /// A container's run ended: its names go, unless its next run is already starting (a
+    /// restart can race with the previous run's exit being recorded) or has started.
+    pub(super) async fn dns_container_exited(&self, container_id: &str) {
+        let _gate = self.runtime.dns_gate.lock().await;
+        if self.is_busy(container_id) || self.bundle(container_id).running().is_some() {
+            return;
+        }
+        self.withdraw_container_names(container_id).await;
+    }
+
+    /// The start that published a container's names failed: they go.
+    pub(super) async fn dns_container_start_failed(&self, container_id: &str) {
+        let _gate = self.runtime.dns_gate.lock().await;
+        self.withdraw_container_names(container_id).await;
+    }
+
+    async fn withdraw_container_names(&self, container_id: &str) {
+        match self.container_endpoints(container_id) {
+            Ok(endpoints) => {
+                for (_, endpoint) in endpoints {
+                    self.dns_endpoint_removed(&endpoint).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(container = %container_id, error = %e, "dns: cannot read endpoints; names not withdrawn")
+            }
+        }
     }
 }
 

@@ -623,7 +623,9 @@ impl Agent {
             }
         }
         tracing::debug!(network = %network.name, target = %target.name, ifname = %endpoint.ifname, "endpoint attached");
-        self.dns_endpoint_added(&network, &endpoint).await;
+        if self.serves_names(&endpoint) {
+            self.dns_endpoint_added(&network, &endpoint).await;
+        }
         Ok(endpoint)
     }
 

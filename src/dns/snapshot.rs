@@ -180,15 +180,20 @@ impl Snapshot {
         let Some(&meta) = self.by_id.get(&ep.network_id) else {
             return;
         };
-        self.clients
+        // Idempotent: a namespace has one endpoint per network, and adding it again (a
+        // container's names come back each time it starts) changes nothing.
+        let attachments = &mut self
+            .clients
             .entry(ep.netns_id.clone())
             .or_default()
-            .attachments
-            .push(Attachment {
+            .attachments;
+        if !attachments.iter().any(|a| a.network == ep.network_id) {
+            attachments.push(Attachment {
                 network: ep.network_id.clone(),
                 names: meta.names,
                 internal: meta.internal,
             });
+        }
         let Some(idx) = meta.names else { return };
         let net = &mut self.networks[idx];
         for key in endpoint_keys(ep) {
@@ -201,10 +206,10 @@ impl Snapshot {
         }
         if let Some(fqdn) = Self::ptr_name(ep, &net.name) {
             for a in &ep.addresses {
-                self.reverse
-                    .entry(*a)
-                    .or_default()
-                    .push((idx, fqdn.clone()));
+                let names = self.reverse.entry(*a).or_default();
+                if !names.contains(&(idx, fqdn.clone())) {
+                    names.push((idx, fqdn.clone()));
+                }
             }
         }
     }
@@ -539,14 +544,18 @@ pub(crate) mod tests {
                     && other.netns_id == pool[i].netns_id
                     && other.network_id == pool[i].network_id
             });
-            if present[i] {
+            if present[i] && step % 4 == 0 {
+                // Adding a present endpoint again (its container starts again) changes nothing.
+                snapshot.add_endpoint(&pool[i]);
+            } else if present[i] {
                 snapshot.remove_endpoint(&pool[i]);
+                present[i] = false;
             } else if !clash {
                 snapshot.add_endpoint(&pool[i]);
+                present[i] = true;
             } else {
                 continue;
             }
-            present[i] = !present[i];
             let now: Vec<EndpointEntry> = pool
                 .iter()
                 .zip(&present)
