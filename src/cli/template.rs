@@ -5,9 +5,10 @@
 //! `false`); `(pipeline)` sub-expressions, optionally followed by fields: `(index .M "k").A`;
 //! pipelines `x | f` (the value goes last, as in Go); the functions `json`, `index` (maps and
 //! arrays, several keys), `len`, `join LIST SEP`, `upper`, `lower`, and Go's `eq` (true if the
-//! first equals any other), `ne`, `not`, `and`, `or`; `{{if}}`, `{{else if}}`,
-//! `{{else}}`, `{{range}}` (over arrays, and over maps' values in key order) and `{{end}}`; the
-//! trim markers `{{- ` and ` -}}`. Anything else is an error naming its line and column.
+//! first equals any other), `ne`, `lt`, `le`, `gt`, `ge`, `not`, `and`, `or`, `printf` (see
+//! [`printf`]); `{{if}}`, `{{else if}}`, `{{else}}`, `{{range}}` (over arrays, and over maps'
+//! values in key order), `{{with}}` and `{{end}}`; the trim markers `{{- ` and ` -}}`.
+//! Anything else is an error naming its line and column.
 //!
 //! Deliberate differences from Go: maps and arrays print as compact JSON (Go prints
 //! `map[k:v]` and `[a b]`), and a field or index through `null` gives `<no value>` instead of
@@ -84,6 +85,13 @@ enum Node {
         body: Vec<Node>,
         otherwise: Vec<Node>,
     },
+    /// `{{with P}}body{{else}}otherwise{{end}}`: body with dot set to P's value when that is
+    /// true (as `if` judges it).
+    With {
+        value: Pipeline,
+        body: Vec<Node>,
+        otherwise: Vec<Node>,
+    },
 }
 
 /// `head | stage | stage…`: each stage gets the previous value as its last argument.
@@ -130,10 +138,15 @@ enum Func {
     Not,
     And,
     Or,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Printf,
 }
 
 impl Func {
-    const ALL: [Func; 11] = [
+    const ALL: [Func; 16] = [
         Func::Json,
         Func::Index,
         Func::Len,
@@ -145,6 +158,11 @@ impl Func {
         Func::Not,
         Func::And,
         Func::Or,
+        Func::Lt,
+        Func::Le,
+        Func::Gt,
+        Func::Ge,
+        Func::Printf,
     ];
 
     fn name(self) -> &'static str {
@@ -160,6 +178,11 @@ impl Func {
             Func::Not => "not",
             Func::And => "and",
             Func::Or => "or",
+            Func::Lt => "lt",
+            Func::Le => "le",
+            Func::Gt => "gt",
+            Func::Ge => "ge",
+            Func::Printf => "printf",
         }
     }
 
@@ -173,7 +196,8 @@ impl Func {
             Func::Index => (count >= 2, "a map or array and at least one key"),
             Func::Join => (count == 2, "a list and a separator"),
             Func::Eq => (count >= 2, "a value and at least one to compare it with"),
-            Func::Ne => (count == 2, "two values"),
+            Func::Ne | Func::Lt | Func::Le | Func::Gt | Func::Ge => (count == 2, "two values"),
+            Func::Printf => (count >= 1, "a format and its arguments"),
             Func::And | Func::Or => (count >= 1, "at least one argument"),
             Func::Json | Func::Len | Func::Upper | Func::Lower | Func::Not => {
                 (count == 1, "one argument")
@@ -491,7 +515,16 @@ impl Parser {
                     }
                     return Ok((nodes, Stop::End(pos)));
                 }
-                "with" | "define" | "template" | "block" | "break" | "continue" => {
+                "with" => {
+                    let value = pipeline(pos, &tokens[1..])?;
+                    let (body, otherwise) = self.block(pos, "{{with}}")?;
+                    nodes.push(Node::With {
+                        value,
+                        body,
+                        otherwise,
+                    });
+                }
+                "define" | "template" | "block" | "break" | "continue" => {
                     return Err(pos.error(format!("the {keyword} action is not supported")));
                 }
                 _ => nodes.push(Node::Print(pipeline(pos, &tokens)?)),
@@ -701,6 +734,18 @@ impl Exec<'_> {
                         self.nodes(body, item, out)?;
                     }
                 }
+                Node::With {
+                    value,
+                    body,
+                    otherwise,
+                } => {
+                    let value = self.pipeline(value, dot)?;
+                    if truthy(&value) {
+                        self.nodes(body, &value, out)?;
+                    } else {
+                        self.nodes(otherwise, dot, out)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -799,6 +844,23 @@ fn apply(func: Func, mut args: Vec<Value>) -> Result<Value, String> {
             Ok(false.into())
         }
         Func::Ne => Ok((!equal(&arg, &args[0])?).into()),
+        Func::Lt | Func::Le | Func::Gt | Func::Ge => {
+            let order = compare(&arg, &args[0])?;
+            Ok(match func {
+                Func::Lt => order.is_lt(),
+                Func::Le => order.is_le(),
+                Func::Gt => order.is_gt(),
+                _ => order.is_ge(),
+            }
+            .into())
+        }
+        Func::Printf => match arg {
+            Value::String(format) => printf(&format, &args),
+            other => Err(format!(
+                "printf needs a format string, got {}",
+                kind(&other)
+            )),
+        },
         Func::Not => Ok((!truthy(&arg)).into()),
         // Go's and/or return an argument, not a bool: the first that decides, else the last.
         Func::And => Ok(std::iter::once(arg)
@@ -832,6 +894,78 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
             kind(b)
         )),
     }
+}
+
+/// Go's `lt`/`le`/`gt`/`ge`: numbers by value, strings by bytes; anything else is an error.
+fn compare(a: &Value, b: &Value) -> Result<std::cmp::Ordering, String> {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => Ok(x.cmp(&y)),
+            _ => x
+                .as_f64()
+                .zip(y.as_f64())
+                .and_then(|(x, y)| x.partial_cmp(&y))
+                .ok_or_else(|| format!("can't order {x} and {y}")),
+        },
+        _ => Err(format!(
+            "incompatible types for comparison: {} and {}",
+            kind(a),
+            kind(b)
+        )),
+    }
+}
+
+/// The part of Go's `printf` inspect templates use: `%v` and `%s` (a value as `{{…}}` prints
+/// it), `%d`, `%q` (a quoted string), `%t` and `%%`, each with an optional `-` and width.
+fn printf(format: &str, args: &[Value]) -> Result<Value, String> {
+    let mut out = String::new();
+    let mut args = args.iter();
+    let mut chars = format.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let left = chars.next_if_eq(&'-').is_some();
+        let mut width = 0usize;
+        while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+            width = width * 10 + d as usize;
+            chars.next();
+        }
+        let verb = chars
+            .next()
+            .ok_or("printf: format ends in the middle of a verb")?;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let arg = args
+            .next()
+            .ok_or_else(|| format!("printf: no argument left for %{verb}"))?;
+        let formatted = match (verb, arg) {
+            ('v' | 's', value) => text(value),
+            ('d', Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            ('t', Value::Bool(b)) => b.to_string(),
+            ('q', Value::String(s)) => Value::String(s.clone()).to_string(),
+            (verb, value) if "vsdtq".contains(verb) => {
+                return Err(format!("printf: %{verb} can't format {}", kind(value)))
+            }
+            (verb, _) => return Err(format!("printf: unsupported verb %{verb}")),
+        };
+        let pad = " ".repeat(width.saturating_sub(formatted.chars().count()));
+        if left {
+            out.push_str(&formatted);
+            out.push_str(&pad);
+        } else {
+            out.push_str(&pad);
+            out.push_str(&formatted);
+        }
+    }
+    if args.next().is_some() {
+        return Err("printf: more arguments than verbs".to_string());
+    }
+    Ok(out.into())
 }
 
 fn index(collection: Value, key: &Value) -> Result<Value, String> {
@@ -1241,13 +1375,61 @@ mod tests {
             ("{{\"a\\qb\"}}", "unsupported escape \\q"),
             ("{{1.5}}", "bad number \"1.5\""),
             ("{{$x}}", "variables other than $ are not supported"),
-            ("{{with .A}}{{end}}", "the with action is not supported"),
+            ("{{with .A}}", "missing {{end}} for this {{with}}"),
+            ("{{lt 1}}", "lt takes two values, got 1"),
+            (
+                "{{printf}}",
+                "printf takes a format and its arguments, got 0",
+            ),
             ("{{template \"x\"}}", "the template action is not supported"),
             ("{{end 1}}", "unexpected 1 after end"),
             ("{{if .A}}{{else .B}}{{end}}", "unexpected .B after else"),
             ("{{.A # .B}}", "unexpected '#' in action"),
         ] {
             let got = parse_error(template);
+            assert!(got.contains(want), "{template:?}: {got:?} lacks {want:?}");
+        }
+    }
+
+    #[test]
+    fn with_sets_dot_and_falls_back_to_else() {
+        let data = json!({"A": {"B": "x"}, "E": "", "N": null});
+        assert_eq!(render("{{with .A}}[{{.B}}]{{end}}", &data), "[x]");
+        assert_eq!(
+            render("{{with .E}}yes{{else}}no {{.A.B}}{{end}}", &data),
+            "no x"
+        );
+        assert_eq!(render("{{with .N}}yes{{end}}", &data), "");
+        assert_eq!(render("{{with .A}}{{$.E}}{{.B}}{{end}}", &data), "x");
+    }
+
+    #[test]
+    fn ordering_and_printf() {
+        let data = json!({"N": 3, "F": 2.5, "S": "web", "T": true, "L": ["a", "b"]});
+        let r = |t: &str| render(t, &data);
+        assert_eq!(
+            r("{{lt .N 4}} {{le .N 3}} {{gt .N 3}} {{ge .F 2}}"),
+            "true true false true"
+        );
+        assert_eq!(r(r#"{{lt .S "x"}} {{gt "b" "a"}}"#), "true true");
+        assert_eq!(r(r#"{{printf "%s:%d" .S .N}}"#), "web:3");
+        assert_eq!(
+            r(r#"{{printf "%-5s|%3d|%q|%t|%v|100%%" .S .N .S .T .L}}"#),
+            r#"web  |  3|"web"|true|["a","b"]|100%"#
+        );
+        assert_eq!(r(r#"{{.S | printf "name=%s"}}"#), "name=web");
+        for (template, want) in [
+            (
+                r#"{{lt .S 1}}"#,
+                "incompatible types for comparison: a string and a number",
+            ),
+            (r#"{{printf "%d" .S}}"#, "%d can't format a string"),
+            (r#"{{printf "%s %s" .S}}"#, "no argument left for %s"),
+            (r#"{{printf "%s" .S .N}}"#, "more arguments than verbs"),
+            (r#"{{printf "%x" .N}}"#, "unsupported verb %x"),
+            (r#"{{printf .N}}"#, "printf needs a format string"),
+        ] {
+            let got = render_error(template, &data);
             assert!(got.contains(want), "{template:?}: {got:?} lacks {want:?}");
         }
     }
