@@ -425,6 +425,12 @@ fn bad_requests_fail_clearly_and_change_nothing() {
             "from 1 to 1022",
         ),
         case(
+            "bridge name of Warren's own links",
+            create_opt("n", "com.docker.network.bridge.name", "wx0123abcd-1"),
+            400,
+            "Warren's own links",
+        ),
+        case(
             "ports per bridge negative",
             create_opt("n", "warren.bridge.ports_per_bridge", "-1"),
             400,

@@ -241,10 +241,17 @@ impl Agent {
                 format!("network with name {} already exists", request.name),
             ));
         }
-        let id = random_id();
+        let existing = self.networks()?;
+        // Host links are named after an id's first 8 (extension bridges) or 12 (bridges) hex
+        // digits: a new network never shares those with an existing one.
+        let id = loop {
+            let id = random_id();
+            if !existing.iter().any(|n| n.id[..8] == id[..8]) {
+                break id;
+            }
+        };
         let settings =
             driver.configure(&id, &request.options, request.internal, self.config.mtu)?;
-        let existing = self.networks()?;
         if let Some(other) = existing
             .iter()
             .find(|n| n.settings.interface == settings.interface)

@@ -104,7 +104,7 @@ impl Agent {
                 .is_some_and(|(owner, _)| !live_extensions.contains(owner));
             let ours = (link.name.starts_with(VETH_PREFIX) && kind == Some("veth"))
                 || (link.name.starts_with(HIDDEN_PARENT_PREFIX) && kind == Some("bridge"));
-            if orphan_extension || (ours && !live.contains(&link.name)) {
+            if (orphan_extension || ours) && !live.contains(&link.name) {
                 tracing::info!(link = %link.name, "removing orphaned link");
                 nl.delete_link(&link.name).await?;
             }

@@ -44,7 +44,7 @@ pub struct NetworkSettings {
 
 impl NetworkSettings {
     /// Endpoint ports one bridge of the network takes; `None`: no limit (one flat bridge).
-    pub fn ports_per_bridge(&self) -> Option<usize> {
+    pub fn bridge_port_limit(&self) -> Option<usize> {
         match self
             .ports_per_bridge
             .unwrap_or(bridge::DEFAULT_PORTS_PER_BRIDGE)

@@ -14,6 +14,7 @@
 //!   map pub4_any_addr / pub4_any_port        proto . port : ip / port        (all host ips)
 //!   map pub6_addr / pub6_port, pub6_any_addr / pub6_any_port                 (same for v6)
 //!
+//!   chain untracked    filter/prerouting -300: iifname "wx*" notrack   (extension bridges)
 //!   chain forward      filter/forward 0:    ct state established,related accept
 //!                                           iifname vmap @fwd_from
 //!                                           oifname vmap @fwd_to

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::error::FirewallError;
 use super::policy::{validate_ports, HostMatch, NetworkPolicy, PortMapping};
-use crate::drivers::bridge::UPLINK_PREFIX;
+use crate::drivers::bridge::{EXTENSION_PREFIX, UPLINK_PREFIX};
 
 pub(crate) const INET: &str = "inet";
 pub(crate) const BRIDGE: &str = "bridge";
@@ -31,6 +31,7 @@ const PREROUTING: &str = "prerouting";
 const OUTPUT: &str = "output";
 const POSTROUTING: &str = "postrouting";
 const PUBLISHED: &str = "published";
+const UNTRACKED: &str = "untracked";
 
 // Dispatch maps keyed by bridge name.
 const FWD_FROM: &str = "fwd_from";
@@ -207,6 +208,7 @@ impl<'a> RuleBuilder<'a> {
             tx.push("add", "map", self.map(port_map, key, "inet_service"));
         }
         let bases = [
+            (UNTRACKED, "filter", PREROUTING, -300),
             (FORWARD, "filter", FORWARD, 0),
             (PREROUTING, "nat", PREROUTING, -100),
             (OUTPUT, "nat", OUTPUT, -100),
@@ -225,6 +227,20 @@ impl<'a> RuleBuilder<'a> {
         }
         tx.push("flush", "chain", self.chain(INET, PUBLISHED));
 
+        // With br_netfilter active, frames crossing an extension bridge (drivers::bridge::
+        // extensions) pass the IP hooks there as well; tracked (and NATed) there, they would
+        // be judged before the main bridge, where a flat network decides. Not tracked there,
+        // their connection and NAT are decided once, on the main bridge.
+        let on_extension = json!(format!("{EXTENSION_PREFIX}*"));
+        self.rule(
+            tx,
+            INET,
+            UNTRACKED,
+            vec![
+                matches("==", meta("iifname"), on_extension),
+                json!({ "notrack": null }),
+            ],
+        );
         // Replies first, so only new connections are dispatched.
         self.rule(
             tx,
@@ -288,7 +304,11 @@ impl<'a> RuleBuilder<'a> {
         // A network's extension bridges hang off its main bridge by uplinks (see
         // drivers::bridge::extensions). A frame crossing an uplink is judged on the main bridge
         // instead: forwarded there port-to-port it meets the drops below; addressed to the
-        // gateway it is routed, and routed traffic must pass an extension both ways.
+        // gateway it is routed, and routed traffic must pass an extension both ways. Every
+        // path between two endpoints has a port-to-port step without an uplink: on one
+        // extension (wv -> wv), between extensions (wz -> wz on the main bridge) and between
+        // the main bridge and an extension (wv <-> wz on the main bridge), and the trunk does
+        // not hairpin, so nothing reaches another endpoint through uplinks alone.
         for key in ["iifname", "oifname"] {
             let uplink = json!(format!("{UPLINK_PREFIX}*"));
             self.rule(
@@ -639,6 +659,7 @@ mod tests {
         assert_eq!(
             chains,
             [
+                ("inet", "untracked", -300),
                 ("inet", "forward", 0),
                 ("inet", "prerouting", -100),
                 ("inet", "output", -100),
@@ -646,6 +667,10 @@ mod tests {
                 ("bridge", "forward", -200)
             ]
         );
+        let untracked = rules_of(&tx, INET, UNTRACKED);
+        assert_eq!(untracked.len(), 1);
+        assert_eq!(untracked[0][0]["match"]["right"], "wx*");
+        assert_eq!(untracked[0][1], json!({"notrack": null}));
         let fwd = rules_of(&tx, INET, FORWARD);
         assert_eq!(fwd.len(), 3);
         assert_eq!(

@@ -20,8 +20,17 @@
 //!          ── wz<id8>-2 ══ wy<id8>-2 ── wx<id8>-2 ── wv… …
 //! ```
 //!
-//! `wx` is the extension bridge, `wy` its uplink port, `wz` the uplink's other end, a port of
-//! the main bridge. The firewall relies on the `wy` prefix (see `firewall::rules`).
+//! `wx` is the extension bridge; the veth pair between the two bridges is its uplink, `wy` its
+//! end on the extension and `wz` (the "trunk") its end on the main bridge. The firewall relies
+//! on the `wx` and `wy` prefixes (see `firewall::rules`).
+//!
+//! With br_netfilter active (`net.bridge.bridge-nf-call-iptables=1`, as on hosts that run
+//! Docker or Kubernetes), netfilter sees frames as they cross an extension bridge too. The
+//! firewall exempts that crossing from connection tracking, so NAT is decided once, on the
+//! main bridge, as on one flat bridge. One case still differs there: a container on an
+//! extension cannot reach its own published port through a host address (the main bridge
+//! would have to send the frame back down the uplink it came from, and an uplink must not
+//! hairpin: see `link_uplink`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -35,7 +44,7 @@ use crate::netns;
 pub const DEFAULT_PORTS_PER_BRIDGE: u32 = 32;
 
 /// Prefixes of the extension bridge, its uplink port and the uplink's end on the main bridge.
-const BRIDGE_PREFIX: &str = "wx";
+pub const BRIDGE_PREFIX: &str = "wx";
 pub const UPLINK_PREFIX: &str = "wy";
 const TRUNK_PREFIX: &str = "wz";
 
@@ -57,7 +66,7 @@ struct ExtensionNames {
 
 impl ExtensionNames {
     fn new(network_id: &str, number: u32) -> ExtensionNames {
-        let id8 = &network_id[..network_id.len().min(8)];
+        let id8 = id8(network_id);
         let name = |prefix: &str| format!("{prefix}{id8}-{number}");
         ExtensionNames {
             bridge: name(BRIDGE_PREFIX),
@@ -104,9 +113,17 @@ struct Layout {
     /// Emptied extensions being deleted in the background; their numbers are not reused
     /// until their links are gone.
     retiring: BTreeSet<u32>,
+    /// A port vanished without a detach: count again before the next placement.
+    stale: bool,
 }
 
 impl Layout {
+    /// Ports of the main bridge taken by uplinks (those of retiring extensions included, until
+    /// they are deleted).
+    fn uplinks(&self) -> usize {
+        self.extensions.len() + self.retiring.len()
+    }
+
     /// The slot of a bridge index, if it is one of this network's bridges.
     fn slot_of(&self, bridge: u32) -> Option<Slot> {
         if bridge == self.main {
@@ -148,9 +165,9 @@ enum Placement {
     New(u32),
 }
 
-/// Port accounting of every bridge network, one lock per network: attaches to one network
-/// take turns choosing their bridge (a map update, or creating an extension every
-/// `ports_per_bridge` attaches); attaches to different networks do not wait for each other.
+/// Port accounting of every bridge network, one lock per network. The agent already runs one
+/// connect or disconnect at a time; the lock also orders them against the background removal
+/// of emptied extensions and keeps networks independent of each other.
 #[derive(Debug, Default)]
 pub struct Extensions {
     networks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Layout>>>>>,
@@ -164,7 +181,8 @@ impl Extensions {
 
     /// Learn a network's bridges from the kernel after its main bridge was (re-)made: count
     /// the ports, re-link extensions whose uplink lost the main bridge (it was deleted and
-    /// re-created), and remove extensions left without endpoints.
+    /// re-created), and remove extensions left without endpoints. Best effort per extension:
+    /// trouble with one is logged, and the network (with its endpoints) is restored anyway.
     pub async fn restore(
         &self,
         nl: &Netlink,
@@ -173,36 +191,8 @@ impl Extensions {
     ) -> Result<(), DriverError> {
         let cell = self.layout_of(&network.id);
         let mut guard = cell.lock().await;
-        let links = nl
-            .links()
-            .await
-            .map_err(DriverError::netlink("list links"))?;
-        let layout = guard.insert(layout_from_links(&network.id, main, &links));
-        // An uplink pair whose extension bridge is gone (deleted by someone) goes too; the
-        // endpoints that were on it are re-wired by the caller.
-        let id8 = &network.id[..network.id.len().min(8)];
-        for link in &links {
-            let stray = parse_extension_link(&link.name).is_some_and(|(owner, number)| {
-                owner == id8
-                    && link.name.starts_with(TRUNK_PREFIX)
-                    && !layout.extensions.contains_key(&number)
-            });
-            if stray {
-                nl.delete_link(&link.name)
-                    .await
-                    .map_err(DriverError::netlink(format!("delete {}", link.name)))?;
-            }
-        }
-        let numbers: Vec<u32> = layout.extensions.keys().copied().collect();
-        for number in numbers {
-            let (index, ports) = layout.extensions[&number];
-            if ports == 0 {
-                delete_extension(nl, network, number).await?;
-                layout.extensions.remove(&number);
-            } else {
-                link_uplink(nl, network, number, index, main).await?;
-            }
-        }
+        let retiring = guard.take().map(|l| l.retiring).unwrap_or_default();
+        *guard = Some(relearn(nl, network, main, retiring).await?);
         Ok(())
     }
 
@@ -212,6 +202,16 @@ impl Extensions {
             .lock()
             .expect("extension map lock")
             .remove(network_id);
+    }
+
+    /// Count the network's ports again from the kernel at its next attach (a port vanished
+    /// behind the driver's back, so the counts are not to be trusted).
+    pub async fn recount(&self, network_id: &str) {
+        let cell = self.layout_of(network_id);
+        let mut guard = cell.lock().await;
+        if let Some(layout) = guard.as_mut() {
+            layout.stale = true;
+        }
     }
 
     /// Choose the bridge for one more endpoint and count its port, creating an extension
@@ -224,18 +224,16 @@ impl Extensions {
     ) -> Result<u32, DriverError> {
         let cell = self.layout_of(&network.id);
         let mut guard = cell.lock().await;
-        // Not learned yet (the network could not be restored at start-up), or its main bridge
-        // was re-created since: learn it now.
-        if guard.as_ref().is_none_or(|l| l.main != main) {
-            *guard = Some(load(nl, network, main).await?);
+        // Not learned yet (the network could not be restored at start-up), its main bridge was
+        // re-created since, or a port vanished: learn it again.
+        if guard.as_ref().is_none_or(|l| l.main != main || l.stale) {
+            let retiring = guard.take().map(|l| l.retiring).unwrap_or_default();
+            *guard = Some(relearn(nl, network, main, retiring).await?);
         }
-        let layout = guard.as_mut().expect("just loaded");
-        let per_bridge = network.settings.ports_per_bridge();
-        let slot = match layout.place(per_bridge) {
+        let layout = guard.as_mut().expect("just learned");
+        let slot = match layout.place(network.settings.bridge_port_limit()) {
             Placement::Existing(slot) => slot,
-            Placement::New(_)
-                if layout.main_ports + layout.extensions.len() >= BRIDGE_MAX_PORTS =>
-            {
+            Placement::New(_) if layout.main_ports + layout.uplinks() >= BRIDGE_MAX_PORTS => {
                 return Err(DriverError::Unsupported(format!(
                     "network {} is full: its main bridge has {} endpoints and {} extension \
                      bridges, and a Linux bridge takes at most {BRIDGE_MAX_PORTS} ports; \
@@ -299,28 +297,87 @@ impl Extensions {
 
     /// Whether `bridge` (an endpoint port's master) is one of the network's bridges.
     pub async fn is_network_bridge(&self, network_id: &str, bridge: u32) -> bool {
-        let cell = self.layout_of(network_id);
-        let layout = cell.lock().await;
-        layout.as_ref().is_some_and(|l| l.slot_of(bridge).is_some())
+        let cell = self
+            .networks
+            .lock()
+            .expect("extension map lock")
+            .get(network_id)
+            .cloned();
+        match cell {
+            Some(cell) => cell
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(|l| l.slot_of(bridge).is_some()),
+            None => false,
+        }
     }
 }
 
-/// Read a network's bridges and their endpoint ports from the kernel (one link dump).
-async fn load(nl: &Netlink, network: &NetworkConfig, main: u32) -> Result<Layout, DriverError> {
+/// Read a network's bridges and their endpoint ports from the kernel (one link dump) and
+/// repair what needs it: uplink pairs whose extension is gone are deleted, extensions without
+/// endpoints are removed, the others get their uplink re-linked to `main`. Extensions in
+/// `retiring` are being deleted and are left alone. Best effort: trouble with one extension is
+/// logged, not returned, so that a network is never left unrestored for it.
+async fn relearn(
+    nl: &Netlink,
+    network: &NetworkConfig,
+    main: u32,
+    retiring: BTreeSet<u32>,
+) -> Result<Layout, DriverError> {
     let links = nl
         .links()
         .await
         .map_err(DriverError::netlink("list links"))?;
-    Ok(layout_from_links(&network.id, main, &links))
+    let mut layout = layout_from_links(&network.id, main, &links);
+    layout.extensions.retain(|n, _| !retiring.contains(n));
+    layout.retiring = retiring;
+    let warn = |e: DriverError| {
+        tracing::warn!(network = %network.name, error = %crate::error::chain(&e), "cannot repair an extension bridge");
+    };
+    let id8 = id8(&network.id);
+    for link in &links {
+        let stray = parse_extension_link(&link.name).is_some_and(|(owner, number)| {
+            owner == id8
+                && link.name.starts_with(TRUNK_PREFIX)
+                && !layout.extensions.contains_key(&number)
+                && !layout.retiring.contains(&number)
+        });
+        if stray {
+            if let Err(e) = nl.delete_link(&link.name).await {
+                warn(DriverError::netlink(format!("delete {}", link.name))(e));
+            }
+        }
+    }
+    let numbers: Vec<u32> = layout.extensions.keys().copied().collect();
+    for number in numbers {
+        let (index, ports) = layout.extensions[&number];
+        let repaired = if ports == 0 {
+            layout.extensions.remove(&number);
+            delete_extension(nl, network, number).await
+        } else {
+            link_uplink(nl, network, number, index, main).await
+        };
+        if let Err(e) = repaired {
+            warn(e);
+        }
+    }
+    Ok(layout)
+}
+
+/// The first 8 hex digits of a network id, which extension links are named after.
+fn id8(network_id: &str) -> &str {
+    &network_id[..network_id.len().min(8)]
 }
 
 fn layout_from_links(network_id: &str, main: u32, links: &[LinkInfo]) -> Layout {
-    let id8 = &network_id[..network_id.len().min(8)];
+    let id8 = id8(network_id);
     let mut layout = Layout {
         main,
         main_ports: 0,
         extensions: BTreeMap::new(),
         retiring: BTreeSet::new(),
+        stale: false,
     };
     for link in links {
         if !link.name.starts_with(BRIDGE_PREFIX) || link.kind.as_deref() != Some("bridge") {
@@ -457,21 +514,23 @@ async fn delete_extension(
     Ok(())
 }
 
-/// Remove every extension link of a network (it is being deleted).
+/// Remove every extension link of a network (it is being deleted). Keeps going past a link
+/// that cannot be deleted and reports the first such failure at the end.
 pub async fn delete_all(nl: &Netlink, network_id: &str) -> Result<(), DriverError> {
-    let id8 = &network_id[..network_id.len().min(8)];
+    let id8 = id8(network_id);
     let links = nl
         .links()
         .await
         .map_err(DriverError::netlink("list links"))?;
+    let mut first_error = None;
     for link in links {
         if parse_extension_link(&link.name).is_some_and(|(owner, _)| owner == id8) {
-            nl.delete_link(&link.name)
-                .await
-                .map_err(DriverError::netlink(format!("delete {}", link.name)))?;
+            if let Err(e) = nl.delete_link(&link.name).await {
+                first_error.get_or_insert(DriverError::netlink(format!("delete {}", link.name))(e));
+            }
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 fn disable_ipv6(ifname: &str) -> Result<(), DriverError> {
@@ -536,6 +595,7 @@ mod tests {
             main_ports: 0,
             extensions: BTreeMap::new(),
             retiring: BTreeSet::new(),
+            stale: false,
         };
         assert_eq!(layout.place(Some(2)), Placement::Existing(Slot::Main));
         layout.main_ports = 2;

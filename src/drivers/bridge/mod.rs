@@ -18,7 +18,10 @@ use crate::drivers::{
 use crate::netlink::{validate_ifname, Netlink, VethSpec};
 use crate::netns;
 
-pub use extensions::{parse_extension_link, DEFAULT_PORTS_PER_BRIDGE, UPLINK_PREFIX};
+pub use extensions::{
+    parse_extension_link, BRIDGE_PREFIX as EXTENSION_PREFIX, DEFAULT_PORTS_PER_BRIDGE,
+    UPLINK_PREFIX,
+};
 
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
@@ -55,6 +58,20 @@ pub fn default_bridge_name(network_id: &str) -> String {
 /// The host end of an endpoint's veth: `wv` plus 10 hex digits of the endpoint id (≤ 15 bytes).
 pub fn host_veth_name(endpoint_id: &str) -> String {
     format!("wv{}", &endpoint_id[..endpoint_id.len().min(10)])
+}
+
+/// Names of the links Warren makes itself (host veth ends, hidden container ends, macvlan
+/// parents, extension bridges and uplinks), which a user's bridge must not take: reconcile
+/// would treat it as Warren's.
+fn is_reserved_name(name: &str) -> bool {
+    let hex_after = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    hex_after("wv")
+        || hex_after("wd")
+        || name.starts_with(crate::drivers::macvlan::HIDDEN_PARENT_PREFIX)
+        || parse_extension_link(name).is_some()
 }
 
 /// The host end of an endpoint's veth: as recorded, else derived from its id.
@@ -101,6 +118,12 @@ impl Driver for BridgeDriver {
         let interface = match options.get(OPT_BRIDGE_NAME) {
             Some(name) => {
                 validate_ifname(name).map_err(|e| invalid(OPT_BRIDGE_NAME, name, e.to_string()))?;
+                if is_reserved_name(name) {
+                    let reason = "names starting with wv, wd, wm-, wx, wy or wz followed by \
+                                  hex digits are Warren's own links"
+                        .to_string();
+                    return Err(invalid(OPT_BRIDGE_NAME, name, reason));
+                }
                 name.clone()
             }
             None => default_bridge_name(network_id),
@@ -197,12 +220,13 @@ impl Driver for BridgeDriver {
     async fn delete_network(&self, network: &NetworkConfig) -> Result<(), DriverError> {
         let bridge = &network.settings.interface;
         let nl = Netlink::current().map_err(DriverError::netlink("open netlink"))?;
-        extensions::delete_all(&nl, &network.id).await?;
+        // The main bridge goes even if an extension link does not (reported after).
+        let extensions = extensions::delete_all(&nl, &network.id).await;
         self.extensions.forget(&network.id);
         nl.delete_link(bridge)
             .await
             .map_err(DriverError::netlink(format!("delete bridge {bridge}")))?;
-        Ok(())
+        extensions
     }
 
     async fn attach(
@@ -304,6 +328,9 @@ impl Driver for BridgeDriver {
             if let Some(bridge) = link.master {
                 self.extensions.release_port(network, bridge).await;
             }
+        } else {
+            // Deleted behind Warren's back: which bridge lost a port is unknown now.
+            self.extensions.recount(&network.id).await;
         }
         Ok(())
     }
@@ -457,7 +484,7 @@ mod tests {
         assert_eq!(s.mtu, None);
         assert!(host_veth_name(ID).len() <= 15);
         assert_eq!(
-            s.ports_per_bridge(),
+            s.bridge_port_limit(),
             Some(DEFAULT_PORTS_PER_BRIDGE as usize)
         );
     }
@@ -482,7 +509,14 @@ mod tests {
         assert_eq!(s.mtu, Some(1400));
         assert!(!s.icc);
         assert_eq!(s.host_binding_ipv4, Some("127.0.0.1".parse().unwrap()));
-        assert_eq!(s.ports_per_bridge(), None, "0: one flat bridge");
+        assert_eq!(s.bridge_port_limit(), None, "0: one flat bridge");
+        // Names near Warren's own are fine.
+        for name in ["wx-lab", "wvlan", "wz0123abcd"] {
+            let s = BridgeDriver::default()
+                .configure(ID, &opts(&[(OPT_BRIDGE_NAME, name)]), false, None)
+                .unwrap();
+            assert_eq!(s.interface, name);
+        }
     }
 
     #[test]
@@ -504,6 +538,9 @@ mod tests {
             opts(&[(OPT_ICC, "perhaps")]),
             opts(&[(OPT_HOST_BINDING, "::1")]),
             opts(&[(OPT_PORTS_PER_BRIDGE, "1023")]),
+            opts(&[(OPT_BRIDGE_NAME, "wx0123abcd-1")]),
+            opts(&[(OPT_BRIDGE_NAME, "wv0123abcdef")]),
+            opts(&[(OPT_BRIDGE_NAME, "wm-0123")]),
             opts(&[(OPT_PORTS_PER_BRIDGE, "some")]),
         ] {
             assert!(
