@@ -1239,15 +1239,16 @@ fn extension_bridges_carry_endpoints_beyond_the_main_bridge() {
     assert_eq!(bridge_ports(&sb, &ext("wx", 1)).len(), 3);
     assert!(!link_exists(&sb, &ext("wx", 2)));
 
-    // Crash; someone deletes extension 1 and leaves a stray extension of no network.
+    // Crash; someone deletes extension 1 and leaves a stray extension of no network; a crash
+    // left an orphan veth on br-big.
     agent.kill9();
     sb.ok("ip", &["link", "del", &ext("wx", 1)]);
     sb.ok("ip", &["link", "add", "wx00000000-1", "type", "bridge"]);
+    sb.sh("ip link add wv00000000aa type veth peer name wv00000000bb && ip link set wv00000000aa master br-big");
     agent = sb.start_agent(&[]);
-    assert!(
-        !link_exists(&sb, "wx00000000-1"),
-        "orphan extension survived"
-    );
+    for orphan in ["wx00000000-1", "wv00000000aa", "wv00000000bb"] {
+        assert!(!link_exists(&sb, orphan), "orphan {orphan} survived");
+    }
     assert_eq!(
         bridge_ports(&sb, "br-big").len(),
         3,
@@ -1260,9 +1261,21 @@ fn extension_bridges_carry_endpoints_beyond_the_main_bridge() {
             "{from} cannot reach {to} after restart"
         );
     }
+    // The orphan was not counted as a port of br-big: a place freed there is taken again.
+    sb.warren_ok(&agent, &["network", "disconnect", "big", "--netns", "e2"]);
+    sb.netns_add("e6");
+    connect(&sb, &agent, "big", "e6", &[]);
+    let main = bridge_ports(&sb, "br-big");
+    let endpoints = main.iter().filter(|p| p.starts_with("wv")).count();
+    assert_eq!(endpoints, 2, "e1 and e6 on br-big: {main:?}");
+    assert!(
+        !link_exists(&sb, &ext("wx", 2)),
+        "e6 went onto a new extension"
+    );
+    assert!(sb.ping("e6", &ip_of(&sb, &agent, "big", "e3")));
 
     // Removing the network removes its extensions.
-    for ns in ["e1", "e2", "e3", "e4"] {
+    for ns in ["e1", "e3", "e4", "e6"] {
         sb.warren_ok(&agent, &["network", "disconnect", "big", "--netns", ns]);
     }
     sb.warren_ok(&agent, &["network", "rm", "big"]);

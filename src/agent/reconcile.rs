@@ -41,13 +41,23 @@ impl Agent {
         self.ensure_default_network().await?;
         let mut policies = Vec::new();
         let mut ports = Vec::new();
+        let networks = self.networks()?;
         // Host links named like Warren's that a record explains; the others are orphans.
         let mut live_links = BTreeSet::new();
-        // Network-id prefixes of bridge networks, which own the extension links named so.
+        // Network-id prefixes of networks, which own the extension links named so.
         let mut live_extensions = BTreeSet::new();
-        for network in self.networks()? {
+        for network in &networks {
             live_links.insert(network.settings.interface.clone());
             live_extensions.insert(network.id[..8].to_string());
+            for endpoint in self.endpoints(&network.id)? {
+                live_links.extend(endpoint.host_ifname);
+            }
+        }
+        // Orphans go first: restoring a network then counts only the ports it really has, and
+        // the endpoints of a network that cannot be restored keep their links.
+        self.remove_orphan_links(&live_links, &live_extensions)
+            .await?;
+        for network in networks {
             let driver = self.driver(&network.driver)?;
             let config = network.driver_config();
             if let Err(e) = driver.create_network(&config).await {
@@ -71,9 +81,6 @@ impl Agent {
                         tracing::error!(target = %endpoint.target.name, error = %crate::error::chain(&e), "cannot re-wire endpoint");
                     }
                 }
-                if let Some(veth) = &endpoint.host_ifname {
-                    live_links.insert(veth.clone());
-                }
                 ports.extend(endpoint.ports.iter().cloned());
             }
             if driver.uses_nat() {
@@ -81,8 +88,6 @@ impl Agent {
             }
         }
         self.firewall.replace_all(&policies, &ports)?;
-        self.remove_orphan_links(&live_links, &live_extensions)
-            .await?;
         // Listeners of live endpoints are (re-)opened; names are served from here on.
         self.refresh_dns().await;
         Ok(())
