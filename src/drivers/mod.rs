@@ -238,16 +238,12 @@ pub(crate) async fn configure_inside(
 ) -> Result<(), DriverError> {
     let ifname = &endpoint.ifname;
     let ipv6 = endpoint.addresses.iter().any(IpNetwork::is_ipv6);
-    let key = format!("net.ipv6.conf.{ifname}.disable_ipv6");
+    let owned_ifname = ifname.clone();
     let disable_ipv6 = move || -> Result<(), NetnsError> {
         if ipv6 {
             return Ok(());
         }
-        match crate::netns::sysctl_set(None, &key, "1") {
-            // A kernel without IPv6 has nothing to turn off.
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
+        crate::netns::disable_ipv6(&owned_ifname)
     };
     let (inside, disabled) = Netlink::in_netns_with(&endpoint.netns, disable_ipv6)
         .await

@@ -27,7 +27,7 @@ use nix::sched::{unshare, CloneFlags};
 use crate::error::{ErrorKind, HasKind};
 
 pub use exec::exec;
-pub use sysctl::{sysctl_get, sysctl_path, sysctl_set};
+pub use sysctl::{disable_ipv6, sysctl_get, sysctl_path, sysctl_set};
 pub use thread::{run_in, run_in_async};
 
 /// Where named namespaces are pinned; iproute2's convention.

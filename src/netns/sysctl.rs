@@ -147,6 +147,16 @@ pub fn sysctl_set(ns: Option<&Path>, key: &str, value: &str) -> Result<(), Netns
     })
 }
 
+/// Turn IPv6 off on the interface `ifname` of the caller's namespace (before it comes up, so
+/// the kernel never starts address configuration on it). A kernel without IPv6 has nothing to
+/// turn off: not an error.
+pub fn disable_ipv6(ifname: &str) -> Result<(), NetnsError> {
+    match sysctl_set(None, &format!("net.ipv6.conf.{ifname}.disable_ipv6"), "1") {
+        Err(e) if crate::error::HasKind::kind(&e) == crate::error::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// Read a sysctl (trimmed) inside the namespace at `ns` (`None`: the caller's own).
 pub fn sysctl_get(ns: Option<&Path>, key: &str) -> Result<String, NetnsError> {
     let path = proc_relative_path(key)?;

@@ -534,11 +534,7 @@ pub async fn delete_all(nl: &Netlink, network_id: &str) -> Result<(), DriverErro
 }
 
 fn disable_ipv6(ifname: &str) -> Result<(), DriverError> {
-    match netns::sysctl_set(None, &format!("net.ipv6.conf.{ifname}.disable_ipv6"), "1") {
-        // A kernel without IPv6 has nothing to turn off.
-        Err(e) if crate::error::HasKind::kind(&e) == crate::error::ErrorKind::NotFound => Ok(()),
-        other => other.map_err(DriverError::netns(format!("disable IPv6 on {ifname}"))),
-    }
+    netns::disable_ipv6(ifname).map_err(DriverError::netns(format!("disable IPv6 on {ifname}")))
 }
 
 #[cfg(test)]

@@ -415,12 +415,8 @@ async fn wire_veth(
         // A bridge port needs no IPv6 of its own. Disabled before the port comes up, the
         // kernel never adds its per-device IPv6 routes, which otherwise pile up (three per
         // port) and slow every later link change down.
-        netns::sysctl_set(
-            None,
-            &format!("net.ipv6.conf.{host_name}.disable_ipv6"),
-            "1",
-        )
-        .map_err(DriverError::netns(format!("disable IPv6 on {host_name}")))?;
+        netns::disable_ipv6(host_name)
+            .map_err(DriverError::netns(format!("disable IPv6 on {host_name}")))?;
         host.set_bridge_port_hairpin(host_end, true)
             .await
             .map_err(DriverError::netlink(format!(
