@@ -17,6 +17,7 @@ use super::records::*;
 use super::{lookup_by_id_or_name, random_id, Agent, Lookup};
 use crate::api::filters::Filters;
 use crate::api::types::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
+use crate::drivers::bridge::extension_owner;
 use crate::drivers::{random_mac, Driver};
 use crate::error::{Error, ErrorKind};
 use crate::firewall::{parse_port_spec, HostPort, PortMapping};
@@ -246,7 +247,8 @@ impl Agent {
         // digits: a new network never shares those with an existing one.
         let id = loop {
             let id = random_id();
-            if !existing.iter().any(|n| n.id[..8] == id[..8]) {
+            let owner = extension_owner(&id);
+            if !existing.iter().any(|n| extension_owner(&n.id) == owner) {
                 break id;
             }
         };

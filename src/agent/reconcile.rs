@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use super::records::*;
 use super::{random_id, Agent};
 use crate::drivers::bridge::{
-    parse_extension_link, DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING, OPT_ICC,
-    OPT_MASQUERADE, OPT_MTU,
+    extension_owner, parse_extension_link, DEFAULT_BRIDGE, OPT_BRIDGE_NAME, OPT_HOST_BINDING,
+    OPT_ICC, OPT_MASQUERADE, OPT_MTU,
 };
 use crate::drivers::macvlan::HIDDEN_PARENT_PREFIX;
 use crate::drivers::NetworkSettings;
@@ -48,7 +48,7 @@ impl Agent {
         let mut live_extensions = BTreeSet::new();
         for network in &networks {
             live_links.insert(network.settings.interface.clone());
-            live_extensions.insert(network.id[..8].to_string());
+            live_extensions.insert(extension_owner(&network.id).to_string());
             for endpoint in self.endpoints(&network.id)? {
                 live_links.extend(endpoint.host_ifname);
             }

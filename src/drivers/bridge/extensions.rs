@@ -66,7 +66,7 @@ struct ExtensionNames {
 
 impl ExtensionNames {
     fn new(network_id: &str, number: u32) -> ExtensionNames {
-        let id8 = id8(network_id);
+        let id8 = extension_owner(network_id);
         let name = |prefix: &str| format!("{prefix}{id8}-{number}");
         ExtensionNames {
             bridge: name(BRIDGE_PREFIX),
@@ -190,9 +190,7 @@ impl Extensions {
         main: u32,
     ) -> Result<(), DriverError> {
         let cell = self.layout_of(&network.id);
-        let mut guard = cell.lock().await;
-        let retiring = guard.take().map(|l| l.retiring).unwrap_or_default();
-        *guard = Some(relearn(nl, network, main, retiring).await?);
+        relearn(&mut *cell.lock().await, nl, network, main).await?;
         Ok(())
     }
 
@@ -224,13 +222,12 @@ impl Extensions {
     ) -> Result<u32, DriverError> {
         let cell = self.layout_of(&network.id);
         let mut guard = cell.lock().await;
-        // Not learned yet (the network could not be restored at start-up), its main bridge was
-        // re-created since, or a port vanished: learn it again.
-        if guard.as_ref().is_none_or(|l| l.main != main || l.stale) {
-            let retiring = guard.take().map(|l| l.retiring).unwrap_or_default();
-            *guard = Some(relearn(nl, network, main, retiring).await?);
-        }
-        let layout = guard.as_mut().expect("just learned");
+        let layout = match guard.as_mut() {
+            Some(layout) if layout.main == main && !layout.stale => layout,
+            // Not learned yet (the network could not be restored at start-up), its main
+            // bridge was re-created since, or a port vanished: learn it again.
+            _ => relearn(&mut guard, nl, network, main).await?,
+        };
         let slot = match layout.place(network.settings.bridge_port_limit()) {
             Placement::Existing(slot) => slot,
             Placement::New(_) if layout.main_ports + layout.uplinks() >= BRIDGE_MAX_PORTS => {
@@ -314,28 +311,29 @@ impl Extensions {
     }
 }
 
-/// Read a network's bridges and their endpoint ports from the kernel (one link dump) and
-/// repair what needs it: uplink pairs whose extension is gone are deleted, extensions without
-/// endpoints are removed, the others get their uplink re-linked to `main`. Extensions in
-/// `retiring` are being deleted and are left alone. Best effort: trouble with one extension is
-/// logged, not returned, so that a network is never left unrestored for it.
-async fn relearn(
+/// Replace `slot`'s layout by one read from the kernel (one link dump), repairing what needs
+/// it: uplink pairs whose extension is gone are deleted, extensions without endpoints are
+/// removed, the others get their uplink re-linked to `main`. Extensions still retiring (being
+/// deleted in the background) are carried over and left alone. Best effort: trouble with one
+/// extension is logged, not returned, so that a network is never left unrestored for it.
+async fn relearn<'a>(
+    slot: &'a mut Option<Layout>,
     nl: &Netlink,
     network: &NetworkConfig,
     main: u32,
-    retiring: BTreeSet<u32>,
-) -> Result<Layout, DriverError> {
+) -> Result<&'a mut Layout, DriverError> {
     let links = nl
         .links()
         .await
         .map_err(DriverError::netlink("list links"))?;
-    let mut layout = layout_from_links(&network.id, main, &links);
+    let retiring = slot.take().map(|l| l.retiring).unwrap_or_default();
+    let layout = slot.insert(layout_from_links(&network.id, main, &links));
     layout.extensions.retain(|n, _| !retiring.contains(n));
     layout.retiring = retiring;
     let warn = |e: DriverError| {
         tracing::warn!(network = %network.name, error = %crate::error::chain(&e), "cannot repair an extension bridge");
     };
-    let id8 = id8(&network.id);
+    let id8 = extension_owner(&network.id);
     for link in &links {
         let stray = parse_extension_link(&link.name).is_some_and(|(owner, number)| {
             owner == id8
@@ -365,13 +363,14 @@ async fn relearn(
     Ok(layout)
 }
 
-/// The first 8 hex digits of a network id, which extension links are named after.
-fn id8(network_id: &str) -> &str {
+/// The first 8 hex digits of a network id, which its extension links are named after (what
+/// [`parse_extension_link`] returns as the owner).
+pub fn extension_owner(network_id: &str) -> &str {
     &network_id[..network_id.len().min(8)]
 }
 
 fn layout_from_links(network_id: &str, main: u32, links: &[LinkInfo]) -> Layout {
-    let id8 = id8(network_id);
+    let id8 = extension_owner(network_id);
     let mut layout = Layout {
         main,
         main_ports: 0,
@@ -379,10 +378,7 @@ fn layout_from_links(network_id: &str, main: u32, links: &[LinkInfo]) -> Layout 
         retiring: BTreeSet::new(),
         stale: false,
     };
-    for link in links {
-        if !link.name.starts_with(BRIDGE_PREFIX) || link.kind.as_deref() != Some("bridge") {
-            continue;
-        }
+    for link in links.iter().filter(|l| l.kind.as_deref() == Some("bridge")) {
         if let Some((owner, number)) = parse_extension_link(&link.name) {
             if owner == id8 {
                 layout.extensions.insert(number, (link.index, 0));
@@ -517,7 +513,7 @@ async fn delete_extension(
 /// Remove every extension link of a network (it is being deleted). Keeps going past a link
 /// that cannot be deleted and reports the first such failure at the end.
 pub async fn delete_all(nl: &Netlink, network_id: &str) -> Result<(), DriverError> {
-    let id8 = id8(network_id);
+    let id8 = extension_owner(network_id);
     let links = nl
         .links()
         .await

@@ -19,8 +19,8 @@ use crate::netlink::{validate_ifname, Netlink, VethSpec};
 use crate::netns;
 
 pub use extensions::{
-    parse_extension_link, BRIDGE_PREFIX as EXTENSION_PREFIX, DEFAULT_PORTS_PER_BRIDGE,
-    UPLINK_PREFIX,
+    extension_owner, parse_extension_link, BRIDGE_PREFIX as EXTENSION_PREFIX,
+    DEFAULT_PORTS_PER_BRIDGE, UPLINK_PREFIX,
 };
 
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
