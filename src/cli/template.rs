@@ -75,23 +75,34 @@ pub struct Template {
 enum Node {
     Text(String),
     Print(Pipeline),
-    If {
-        cond: Pipeline,
-        then: Vec<Node>,
-        otherwise: Vec<Node>,
-    },
-    Range {
-        over: Pipeline,
-        body: Vec<Node>,
-        otherwise: Vec<Node>,
-    },
-    /// `{{with P}}body{{else}}otherwise{{end}}`: body with dot set to P's value when that is
-    /// true (as `if` judges it).
-    With {
+    /// `{{if|range|with P}}body{{else}}otherwise{{end}}`.
+    Block {
+        kind: BlockKind,
         value: Pipeline,
         body: Vec<Node>,
         otherwise: Vec<Node>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    /// body when P is true (Go's truth), else otherwise.
+    If,
+    /// body once per element of P (dot = the element); otherwise when there are none.
+    Range,
+    /// body with dot = P's value when that is true, else otherwise.
+    With,
+}
+
+impl BlockKind {
+    fn named(keyword: &str) -> Option<BlockKind> {
+        match keyword {
+            "if" => Some(BlockKind::If),
+            "range" => Some(BlockKind::Range),
+            "with" => Some(BlockKind::With),
+            _ => None,
+        }
+    }
 }
 
 /// `head | stage | stage…`: each stage gets the previous value as its last argument.
@@ -474,25 +485,18 @@ impl Parser {
                 Some(Tok::Ident(word)) => word.as_str(),
                 _ => "",
             };
+            if let Some(kind) = BlockKind::named(keyword) {
+                let value = pipeline(pos, &tokens[1..])?;
+                let (body, otherwise) = self.block(pos, &format!("{{{{{keyword}}}}}"))?;
+                nodes.push(Node::Block {
+                    kind,
+                    value,
+                    body,
+                    otherwise,
+                });
+                continue;
+            }
             match keyword {
-                "if" => {
-                    let cond = pipeline(pos, &tokens[1..])?;
-                    let (then, otherwise) = self.block(pos, "{{if}}")?;
-                    nodes.push(Node::If {
-                        cond,
-                        then,
-                        otherwise,
-                    });
-                }
-                "range" => {
-                    let over = pipeline(pos, &tokens[1..])?;
-                    let (body, otherwise) = self.block(pos, "{{range}}")?;
-                    nodes.push(Node::Range {
-                        over,
-                        body,
-                        otherwise,
-                    });
-                }
                 "else" => {
                     let end = match tokens.get(1) {
                         None => Stop::Else(pos),
@@ -514,15 +518,6 @@ impl Parser {
                             .error(format!("unexpected {} after end", t.kind.describe())));
                     }
                     return Ok((nodes, Stop::End(pos)));
-                }
-                "with" => {
-                    let value = pipeline(pos, &tokens[1..])?;
-                    let (body, otherwise) = self.block(pos, "{{with}}")?;
-                    nodes.push(Node::With {
-                        value,
-                        body,
-                        otherwise,
-                    });
                 }
                 "define" | "template" | "block" | "break" | "continue" => {
                     return Err(pos.error(format!("the {keyword} action is not supported")));
@@ -550,9 +545,10 @@ impl Parser {
             // `{{else if C}}…{{end}}` is `{{else}}{{if C}}…{{end}}{{end}}` sharing one end.
             Stop::ElseIf(_, cond) => {
                 let (then, otherwise) = self.block(pos, opener)?;
-                vec![Node::If {
-                    cond,
-                    then,
+                vec![Node::Block {
+                    kind: BlockKind::If,
+                    value: cond,
+                    body: then,
                     otherwise,
                 }]
             }
@@ -694,61 +690,57 @@ impl Exec<'_> {
             match node {
                 Node::Text(text) => out.push_str(text),
                 Node::Print(pipeline) => out.push_str(&text(&self.pipeline(pipeline, dot)?)),
-                Node::If {
-                    cond,
-                    then,
-                    otherwise,
-                } => {
-                    let branch = if truthy(&self.pipeline(cond, dot)?) {
-                        then
-                    } else {
-                        otherwise
-                    };
-                    self.nodes(branch, dot, out)?;
-                }
-                Node::Range {
-                    over,
-                    body,
-                    otherwise,
-                } => {
-                    let items = match self.pipeline(over, dot)? {
-                        Value::Array(items) => items,
-                        // Go ranges over a map in key order; sort in case serde_json keeps
-                        // insertion order (its preserve_order feature is build-wide).
-                        Value::Object(map) => {
-                            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-                            entries.sort_by(|a, b| a.0.cmp(&b.0));
-                            entries.into_iter().map(|(_, v)| v).collect()
-                        }
-                        Value::Null => Vec::new(),
-                        other => {
-                            return Err(over
-                                .pos
-                                .error(format!("range can't iterate over {}", kind(&other))))
-                        }
-                    };
-                    if items.is_empty() {
-                        self.nodes(otherwise, dot, out)?;
-                    }
-                    for item in &items {
-                        self.nodes(body, item, out)?;
-                    }
-                }
-                Node::With {
+                Node::Block {
+                    kind,
                     value,
                     body,
                     otherwise,
-                } => {
-                    let value = self.pipeline(value, dot)?;
-                    if truthy(&value) {
-                        self.nodes(body, &value, out)?;
-                    } else {
-                        self.nodes(otherwise, dot, out)?;
-                    }
-                }
+                } => self.block(*kind, value, body, otherwise, dot, out)?,
             }
         }
         Ok(())
+    }
+
+    fn block(
+        &self,
+        which: BlockKind,
+        value: &Pipeline,
+        body: &[Node],
+        otherwise: &[Node],
+        dot: &Value,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        let evaluated = self.pipeline(value, dot)?;
+        match which {
+            BlockKind::If if truthy(&evaluated) => self.nodes(body, dot, out),
+            BlockKind::With if truthy(&evaluated) => self.nodes(body, &evaluated, out),
+            BlockKind::If | BlockKind::With => self.nodes(otherwise, dot, out),
+            BlockKind::Range => {
+                let items = match evaluated {
+                    Value::Array(items) => items,
+                    // Go ranges over a map in key order; sort in case serde_json keeps
+                    // insertion order (its preserve_order feature is build-wide).
+                    Value::Object(map) => {
+                        let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+                        entries.sort_by(|a, b| a.0.cmp(&b.0));
+                        entries.into_iter().map(|(_, v)| v).collect()
+                    }
+                    Value::Null => Vec::new(),
+                    other => {
+                        return Err(value
+                            .pos
+                            .error(format!("range can't iterate over {}", kind(&other))))
+                    }
+                };
+                if items.is_empty() {
+                    self.nodes(otherwise, dot, out)?;
+                }
+                for item in &items {
+                    self.nodes(body, item, out)?;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn pipeline(&self, pipeline: &Pipeline, dot: &Value) -> Result<Value, TemplateError> {
