@@ -30,6 +30,7 @@
 
 pub mod bundle;
 pub mod cgroups;
+pub mod confine;
 pub mod exec;
 pub mod image;
 mod init;

@@ -1,0 +1,1 @@
+//! Device access rules (filled in below).
