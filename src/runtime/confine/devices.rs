@@ -5,15 +5,19 @@
 //! runs it on every open and mknod of a device node by a task in that cgroup, default deny.
 //! Without one, the v1 `devices` controller gets the same rules as text.
 
+use std::ffi::CStr;
 use std::fmt;
 use std::fs;
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sys::stat::SFlag;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{Mode, SFlag};
 use serde::{Deserialize, Serialize};
 
+use super::bpf::{self, Insn, AND, JMP, JNE, MOV, RSH};
 use crate::error::{ErrorKind, HasKind};
 
 /// Docker's default allow list: what runc grants every non-privileged container.
@@ -31,6 +35,33 @@ const DOCKER_DEFAULT: [&str; 12] = [
     "c 5:2 rwm",    // /dev/ptmx
     "c 10:200 rwm", // /dev/net/tun
 ];
+
+/// The program's license. It calls no helper at all, so no GPL-only ones.
+const LICENSE: &CStr = c"Apache-2.0";
+/// The name bpftool shows for the program.
+const PROGRAM_NAME: &str = "warren_devices";
+/// Verifier log buffer for a failed load: level-1 logs of programs this size are a few KiB.
+const LOG_SIZE: usize = 256 * 1024;
+
+// The kernel's `struct bpf_cgroup_dev_ctx` and its encodings (linux/bpf.h).
+const CTX_ACCESS_TYPE: i16 = 0;
+const CTX_MAJOR: i16 = 4;
+const CTX_MINOR: i16 = 8;
+const DEV_BLOCK: u32 = 1;
+const DEV_CHAR: u32 = 2;
+const ACC_MKNOD: u32 = 1;
+const ACC_READ: u32 = 2;
+const ACC_WRITE: u32 = 4;
+
+// Register use in the generated program. r1 holds the context until the prologue has read
+// all of it; from then on it is scratch.
+const R_RET: u8 = 0;
+const R_CTX: u8 = 1;
+const R_SCRATCH: u8 = 1;
+const R_TYPE: u8 = 2;
+const R_ACCESS: u8 = 3;
+const R_MAJOR: u8 = 4;
+const R_MINOR: u8 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -50,6 +81,24 @@ pub enum DeviceError {
         #[source]
         source: LookupError,
     },
+    #[error("load the BPF device program (verifier log: {})", log.trim())]
+    LoadProgram {
+        log: String,
+        #[source]
+        source: Errno,
+    },
+    #[error("open cgroup directory {}", path.display())]
+    OpenCgroup {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("attach the BPF device program to {}", path.display())]
+    AttachProgram {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("write {line:?} to {}", file.display())]
     WriteV1 {
         file: PathBuf,
@@ -68,7 +117,10 @@ impl HasKind for DeviceError {
             | DeviceError::DeviceMode { .. }
             | DeviceError::NotAbsolute { .. }
             | DeviceError::GatherDevice { .. } => ErrorKind::Invalid,
-            DeviceError::WriteV1 { .. } => ErrorKind::Internal,
+            DeviceError::LoadProgram { .. }
+            | DeviceError::OpenCgroup { .. }
+            | DeviceError::AttachProgram { .. }
+            | DeviceError::WriteV1 { .. } => ErrorKind::Internal,
         }
     }
 }
@@ -166,6 +218,18 @@ impl Access {
 
     pub fn is_empty(self) -> bool {
         !(self.read || self.write || self.mknod)
+    }
+
+    /// The kernel's BPF_DEVCG_ACC_* bits.
+    fn bits(self) -> u32 {
+        [
+            (self.mknod, ACC_MKNOD),
+            (self.read, ACC_READ),
+            (self.write, ACC_WRITE),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |bits, (_, bit)| bits | bit)
     }
 }
 
@@ -452,6 +516,160 @@ fn nodes_below(
     }
 }
 
+/// The eBPF program enforcing `rules`: allow (1) when any rule matches, else deny (0).
+///
+/// ```text
+/// r2 = ctx.access_type & 0xffff   (BPF_DEVCG_DEV_*)
+/// r3 = ctx.access_type >> 16      (BPF_DEVCG_ACC_*)
+/// r4 = ctx.major; r5 = ctx.minor
+/// per rule, each test jumping to the next rule on a mismatch:
+///   r2 != type?   (r3 & access) != r3?   r4 != major?   r5 != minor?   -> return 1
+/// return 0
+/// ```
+/// Tests a rule does not need (`a`, `rwm`, `*`) are left out. Nothing is emitted after a
+/// rule that allows everything: the verifier rejects unreachable instructions.
+fn program(rules: &[DeviceRule]) -> Vec<Insn> {
+    let mut insns = vec![
+        Insn::load_word(R_TYPE, R_CTX, CTX_ACCESS_TYPE),
+        Insn::alu32_imm(AND, R_TYPE, 0xffff),
+        Insn::load_word(R_ACCESS, R_CTX, CTX_ACCESS_TYPE),
+        Insn::alu32_imm(RSH, R_ACCESS, 16),
+        Insn::load_word(R_MAJOR, R_CTX, CTX_MAJOR),
+        Insn::load_word(R_MINOR, R_CTX, CTX_MINOR),
+    ];
+    for rule in rules {
+        if rule.access.is_empty() {
+            continue; // allows nothing (the kernel never asks for no access)
+        }
+        let mut block = Vec::new();
+        match rule.kind {
+            DeviceType::Char => block.push(Insn::jump_imm(JNE, R_TYPE, imm(DEV_CHAR), 0)),
+            DeviceType::Block => block.push(Insn::jump_imm(JNE, R_TYPE, imm(DEV_BLOCK), 0)),
+            DeviceType::All => {}
+        }
+        if rule.access != Access::ALL {
+            block.push(Insn::alu32_reg(MOV, R_SCRATCH, R_ACCESS));
+            block.push(Insn::alu32_imm(AND, R_SCRATCH, imm(rule.access.bits())));
+            block.push(Insn::jump_reg(JNE, R_SCRATCH, R_ACCESS, 0));
+        }
+        if let Some(major) = rule.major {
+            jump_unless_equal(&mut block, R_MAJOR, major);
+        }
+        if let Some(minor) = rule.minor {
+            jump_unless_equal(&mut block, R_MINOR, minor);
+        }
+        block.push(Insn::alu32_imm(MOV, R_RET, 1));
+        block.push(Insn::exit());
+        // Every jump in the block goes to the first instruction after it (the next rule).
+        let len = block.len();
+        for (i, insn) in block.iter_mut().enumerate() {
+            if insn.code & 0x07 == JMP && insn.code & 0xf0 == JNE {
+                insn.off = i16::try_from(len - i - 1).expect("a rule is a few instructions");
+            }
+        }
+        insns.extend(block);
+        if rule.allows_everything() {
+            return insns;
+        }
+    }
+    insns.push(Insn::alu32_imm(MOV, R_RET, 0));
+    insns.push(Insn::exit());
+    insns
+}
+
+/// An immediate the kernel reads as this u32 in a 32-bit operation (same bits).
+fn imm(value: u32) -> i32 {
+    i32::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// `if reg != value goto <end of block>`. A jump's immediate is sign-extended to 64 bits
+/// while the context's u32 was zero-extended, so numbers above i32::MAX are compared through
+/// a (zero-extending) 32-bit move into the scratch register.
+fn jump_unless_equal(block: &mut Vec<Insn>, reg: u8, value: u32) {
+    match i32::try_from(value) {
+        Ok(small) => block.push(Insn::jump_imm(JNE, reg, small, 0)),
+        Err(_) => {
+            block.push(Insn::alu32_imm(MOV, R_SCRATCH, imm(value)));
+            block.push(Insn::jump_reg(JNE, reg, R_SCRATCH, 0));
+        }
+    }
+}
+
+/// A loaded device program. Dropping it closes the descriptor; once attached, the program
+/// stays on the cgroup until the cgroup is removed.
+#[derive(Debug)]
+pub struct DeviceFilter {
+    prog: OwnedFd,
+    insn_count: usize,
+}
+
+impl DeviceFilter {
+    /// Generate and load a program that allows exactly `rules` (default deny).
+    pub fn load(rules: &[DeviceRule]) -> Result<DeviceFilter, DeviceError> {
+        load_insns(&program(rules))
+    }
+
+    /// The number of instructions in the loaded program.
+    pub fn insn_count(&self) -> usize {
+        self.insn_count
+    }
+
+    /// Attach the program to a cgroup v2 directory (exclusive attachment: flags 0).
+    pub fn attach(&self, cgroup_dir: &Path) -> Result<(), DeviceError> {
+        let dir = nix::fcntl::open(
+            cgroup_dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|source| DeviceError::OpenCgroup {
+            path: cgroup_dir.to_path_buf(),
+            source,
+        })?;
+        bpf::prog_attach(dir.as_fd(), self.prog.as_fd(), bpf::ATTACH_CGROUP_DEVICE, 0).map_err(
+            |source| DeviceError::AttachProgram {
+                path: cgroup_dir.to_path_buf(),
+                source,
+            },
+        )
+    }
+}
+
+/// Load `insns`; on failure load again with a log buffer, so the error carries the
+/// verifier's reasons (the first try goes without: logging slows the verifier down).
+fn load_insns(insns: &[Insn]) -> Result<DeviceFilter, DeviceError> {
+    let load = |log| {
+        bpf::prog_load(
+            bpf::PROG_TYPE_CGROUP_DEVICE,
+            insns,
+            LICENSE,
+            PROGRAM_NAME,
+            log,
+        )
+    };
+    let first = match load(None) {
+        Ok(prog) => {
+            return Ok(DeviceFilter {
+                prog,
+                insn_count: insns.len(),
+            })
+        }
+        Err(e) => e,
+    };
+    let mut buf = vec![0u8; LOG_SIZE];
+    // A retry that succeeds means the first failure was transient; take the program.
+    if let Ok(prog) = load(Some(&mut buf)) {
+        return Ok(DeviceFilter {
+            prog,
+            insn_count: insns.len(),
+        });
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Err(DeviceError::LoadProgram {
+        log: String::from_utf8_lossy(&buf[..end]).into_owned(),
+        source: first,
+    })
+}
+
 /// v1 fallback: deny everything (`a` to devices.deny), then allow each rule, one write per
 /// line (the controller parses one rule per write).
 pub fn apply_v1(dir: &Path, rules: &[DeviceRule]) -> Result<(), DeviceError> {
@@ -480,11 +698,16 @@ fn write_v1(file: &Path, line: &str) -> Result<(), DeviceError> {
 
 #[cfg(test)]
 mod tests {
+    use super::bpf::{ALU, EXIT, LDX, MEM, W};
     use super::*;
     use crate::error::chain;
 
     fn rule(text: &str) -> DeviceRule {
         DeviceRule::parse(text).unwrap()
+    }
+
+    fn rules(texts: &[&str]) -> Vec<DeviceRule> {
+        texts.iter().map(|t| rule(t)).collect()
     }
 
     #[test]
@@ -548,6 +771,8 @@ mod tests {
     fn access_parses_subsets_once_each() {
         assert_eq!(Access::parse("rwm").unwrap(), Access::ALL);
         assert_eq!(Access::parse("mr").unwrap().to_string(), "rm");
+        assert_eq!(Access::parse("w").unwrap().bits(), ACC_WRITE);
+        assert_eq!(Access::ALL.bits(), 7);
         for bad in ["", "x", "rr", "rwmr", "RW"] {
             assert!(Access::parse(bad).is_err(), "{bad:?} parsed");
         }
@@ -730,16 +955,249 @@ mod tests {
         assert_eq!((nodes[0].major, nodes[0].minor), (1, 3));
     }
 
+    // --- the program, run by a small interpreter ------------------------------------------
+
+    /// Run `prog` on a context as the kernel would. Panics on shapes the verifier rejects
+    /// (reading an unset register, arithmetic on the context pointer) or that the generator
+    /// never emits.
+    fn interpret(prog: &[Insn], ctx: [u32; 3]) -> u64 {
+        let mut regs: [Option<u64>; 11] = [None; 11];
+        let mut is_ctx = [false; 11];
+        regs[1] = Some(0);
+        is_ctx[1] = true;
+        let read = |regs: &[Option<u64>; 11], r: u8| {
+            regs[usize::from(r)].unwrap_or_else(|| panic!("R{r} read before written"))
+        };
+        let mut pc = 0usize;
+        for _ in 0..10_000 {
+            let insn = *prog.get(pc).expect("ran off the end of the program");
+            let (dst, src) = (usize::from(insn.dst()), usize::from(insn.src()));
+            pc += 1;
+            let class = insn.code & 0x07;
+            let op = insn.code & 0xf0;
+            let from_reg = insn.code & 0x08 != 0;
+            match class {
+                LDX => {
+                    assert_eq!(insn.code, LDX | MEM | W, "{insn:?}");
+                    assert!(is_ctx[src], "load through a non-context register: {insn:?}");
+                    let off = usize::try_from(insn.off).expect("negative context offset");
+                    assert!(off % 4 == 0 && off < 12, "bad context offset {off}");
+                    regs[dst] = Some(u64::from(ctx[off / 4]));
+                    is_ctx[dst] = false;
+                }
+                ALU => {
+                    assert!(
+                        !is_ctx[dst] || op == MOV,
+                        "arithmetic on the context pointer"
+                    );
+                    let b = if from_reg {
+                        assert!(!is_ctx[src], "the context pointer as a 32-bit value");
+                        low32(read(&regs, insn.src()))
+                    } else {
+                        insn.imm as u32
+                    };
+                    let result = match op {
+                        MOV => b,
+                        AND => low32(read(&regs, insn.dst())) & b,
+                        RSH => {
+                            assert!(b < 32, "shift by {b}");
+                            low32(read(&regs, insn.dst())) >> b
+                        }
+                        _ => panic!("unexpected ALU op {insn:?}"),
+                    };
+                    // 32-bit operations zero-extend into the 64-bit register.
+                    regs[dst] = Some(u64::from(result));
+                    is_ctx[dst] = false;
+                }
+                JMP if op == EXIT => return read(&regs, 0),
+                JMP if op == JNE => {
+                    assert!(insn.off >= 0, "backward jump {insn:?}");
+                    let a = read(&regs, insn.dst());
+                    let b = if from_reg {
+                        read(&regs, insn.src())
+                    } else {
+                        // A jump's immediate is sign-extended to 64 bits.
+                        i64::from(insn.imm) as u64
+                    };
+                    if a != b {
+                        pc += usize::try_from(insn.off).unwrap();
+                    }
+                }
+                _ => panic!("unexpected instruction {insn:?}"),
+            }
+        }
+        panic!("the program did not finish");
+    }
+
+    fn low32(x: u64) -> u32 {
+        u32::try_from(x & u64::from(u32::MAX)).unwrap()
+    }
+
+    /// The verifier rejects instructions no path reaches and paths that fall off the end.
+    fn assert_every_insn_reachable(prog: &[Insn]) {
+        let mut seen = vec![false; prog.len()];
+        let mut todo = vec![0usize];
+        while let Some(pc) = todo.pop() {
+            assert!(pc < prog.len(), "a path falls off the end");
+            if std::mem::replace(&mut seen[pc], true) {
+                continue;
+            }
+            let insn = prog[pc];
+            if insn.code == Insn::exit().code {
+                continue;
+            }
+            todo.push(pc + 1);
+            if insn.code & 0x07 == JMP {
+                todo.push(pc + 1 + usize::try_from(insn.off).unwrap());
+            }
+        }
+        let unreachable: Vec<usize> = (0..prog.len()).filter(|&i| !seen[i]).collect();
+        assert!(unreachable.is_empty(), "unreachable: {unreachable:?}");
+    }
+
+    /// Evaluate `rules`' program for a device request ("c", "b"), its numbers and access.
+    fn allows(rules: &[DeviceRule], kind: &str, major: u32, minor: u32, access: &str) -> bool {
+        let kind = match kind {
+            "c" => DEV_CHAR,
+            "b" => DEV_BLOCK,
+            _ => panic!("kind {kind}"),
+        };
+        let access = Access::parse(access).unwrap().bits();
+        let prog = program(rules);
+        assert_every_insn_reachable(&prog);
+        match interpret(&prog, [(access << 16) | kind, major, minor]) {
+            0 => false,
+            1 => true,
+            other => panic!("returned {other}"),
+        }
+    }
+
+    fn check_table(rules: &[DeviceRule], table: &[(&str, u32, u32, &str, bool)]) {
+        for &(kind, major, minor, access, want) in table {
+            assert_eq!(
+                allows(rules, kind, major, minor, access),
+                want,
+                "{kind} {major}:{minor} {access} under {:?}",
+                rules.iter().map(|r| r.to_v1_line()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn default_program_allows_exactly_dockers_list() {
+        check_table(
+            &default_rules(),
+            &[
+                ("c", 1, 3, "rw", true), // null
+                ("c", 1, 3, "rwm", true),
+                ("c", 1, 5, "r", true),    // zero
+                ("c", 1, 7, "w", true),    // full
+                ("c", 1, 8, "r", true),    // random
+                ("c", 1, 9, "rw", true),   // urandom
+                ("c", 5, 0, "rw", true),   // tty
+                ("c", 5, 1, "w", true),    // console
+                ("c", 5, 2, "rw", true),   // ptmx
+                ("c", 136, 0, "rw", true), // pts/0
+                ("c", 136, 77, "r", true),
+                ("c", 10, 200, "rw", true), // tun
+                ("c", 1, 1, "m", true),     // mknod of anything...
+                ("b", 7, 0, "m", true),
+                ("b", 8, 0, "m", true),
+                ("c", 1, 1, "r", false), // ...but not opening it: mem
+                ("c", 1, 1, "rm", false),
+                ("c", 1, 11, "r", false), // kmsg
+                ("c", 1, 4, "w", false),  // port
+                ("c", 5, 3, "r", false),
+                ("c", 137, 0, "r", false),
+                ("c", 10, 229, "rw", false), // fuse
+                ("c", 10, 200 + 65536, "rw", false),
+                ("b", 7, 0, "r", false), // loop0
+                ("b", 8, 0, "rw", false),
+                ("b", 1, 3, "r", false), // null's numbers, but a block device
+                ("b", 136, 0, "w", false),
+            ],
+        );
+    }
+
+    #[test]
+    fn custom_programs_match_their_rules() {
+        // No rules: nothing at all, not even mknod.
+        check_table(&[], &[("c", 1, 3, "r", false), ("b", 7, 0, "m", false)]);
+
+        let everything = rules(&["a *:* rwm", "c 1:3 r"]);
+        assert_eq!(program(&everything).len(), 8, "nothing after the catch-all");
+        check_table(
+            &everything,
+            &[("c", 1, 1, "rwm", true), ("b", 4000, 9, "w", true)],
+        );
+
+        check_table(
+            &rules(&["a 8:* r"]),
+            &[
+                ("b", 8, 1, "r", true),
+                ("c", 8, 1, "r", true),
+                ("b", 8, 1, "w", false),
+                ("b", 8, 1, "rw", false),
+                ("b", 9, 1, "r", false),
+            ],
+        );
+        check_table(
+            &rules(&["b 8:16 rw", "c *:5 w"]),
+            &[
+                ("b", 8, 16, "rw", true),
+                ("b", 8, 16, "r", true),
+                ("b", 8, 16, "m", false),
+                ("b", 8, 17, "r", false),
+                ("c", 8, 16, "r", false),
+                ("c", 99, 5, "w", true),
+                ("c", 99, 5, "r", false),
+                ("b", 99, 5, "w", false),
+            ],
+        );
+        // Numbers above i32::MAX must not be compared sign-extended.
+        check_table(
+            &rules(&["c 4000000000:4294967295 r", "b 2147483648:* m"]),
+            &[
+                ("c", 4_000_000_000, u32::MAX, "r", true),
+                ("c", 4_000_000_000, 0, "r", false),
+                ("c", 1_705_032_704, u32::MAX, "r", false), // same low 31 bits
+                ("b", 2_147_483_648, 3, "m", true),
+                ("b", 0, 3, "m", false),
+            ],
+        );
+        // A rule with no access allows nothing and emits nothing.
+        let nothing = DeviceRule {
+            access: Access::default(),
+            ..rule("c 1:3 r")
+        };
+        assert_eq!(program(&[nothing]), program(&[]));
+        check_table(&[nothing], &[("c", 1, 3, "r", false)]);
+    }
+
     // --- the kernel -----------------------------------------------------------------------
 
-    use std::ffi::{CStr, CString};
+    use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
-    use nix::fcntl::OFlag;
-    use nix::sys::stat::Mode;
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::ForkResult;
+
+    /// The cgroup v2 mount: /sys/fs/cgroup when it is cgroup2, else the hybrid
+    /// /sys/fs/cgroup/unified.
+    fn v2_root() -> PathBuf {
+        for dir in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            let is_v2 = nix::sys::statfs::statfs(dir)
+                .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+            if is_v2 {
+                return PathBuf::from(dir);
+            }
+        }
+        panic!(
+            "no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified: \
+             the BPF device filter cannot be tested on this host"
+        );
+    }
 
     /// A test cgroup directory, removed on drop (also when the test fails).
     struct TestCgroup(PathBuf);
@@ -900,6 +1358,89 @@ mod tests {
         assert_eq!(join, 0, "join {}: {}", procs.display(), errno_name(join));
         let describe = |codes: &[i32]| codes.iter().map(|&c| errno_name(c)).collect::<Vec<_>>();
         assert_eq!(describe(&got), describe(&want));
+    }
+
+    #[test]
+    fn kernel_accepts_every_program_shape() {
+        for set in [
+            default_rules(),
+            vec![],
+            rules(&["a *:* rwm"]),
+            rules(&["a 8:* r", "c *:5 w", "b 8:16 rw"]),
+            rules(&["c 4000000000:4294967295 r", "b 2147483648:* m"]),
+        ] {
+            DeviceFilter::load(&set).unwrap_or_else(|e| panic!("{set:?}: {}", chain(&e)));
+        }
+    }
+
+    #[test]
+    fn a_rejected_program_reports_the_verifier_log() {
+        // Returns without setting r0.
+        let err = load_insns(&[Insn::exit()]).unwrap_err();
+        let msg = chain(&err);
+        assert!(msg.contains("R0 !read_ok"), "{msg}");
+        assert!(matches!(
+            err,
+            DeviceError::LoadProgram {
+                source: Errno::EACCES,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bpf_filter_enforces_default_rules() {
+        let cgroup = TestCgroup::create(&v2_root(), "devices-bpf");
+        let started = Instant::now();
+        let filter =
+            DeviceFilter::load(&default_rules()).unwrap_or_else(|e| panic!("{}", chain(&e)));
+        let loaded = started.elapsed();
+        filter
+            .attach(&cgroup.0)
+            .unwrap_or_else(|e| panic!("{}", chain(&e)));
+        eprintln!(
+            "default program: {} insns, load {:?}, load+attach {:?}",
+            filter.insn_count(),
+            loaded,
+            started.elapsed()
+        );
+        check_default_rules_enforced(&cgroup.0.join("cgroup.procs"));
+    }
+
+    #[test]
+    fn bpf_filter_enforces_narrow_rules() {
+        let cgroup = TestCgroup::create(&v2_root(), "devices-bpf-narrow");
+        let filter = DeviceFilter::load(&rules(&["c 1:3 rw"])).unwrap();
+        filter.attach(&cgroup.0).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let (null2, blk) = (
+            cstring(&scratch.path().join("null2")),
+            cstring(&scratch.path().join("loop")),
+        );
+        check_ops(
+            &cgroup.0.join("cgroup.procs"),
+            &[
+                (Op::Open(c"/dev/null", OFlag::O_RDWR), 0),
+                (Op::Mknod(&null2, SFlag::S_IFCHR, 1, 3), libc::EPERM), // no m
+                (Op::Mknod(&blk, SFlag::S_IFBLK, 7, 0), libc::EPERM),
+                (Op::Open(c"/dev/zero", OFlag::O_RDONLY), libc::EPERM),
+            ],
+        );
+    }
+
+    #[test]
+    fn attach_to_a_missing_cgroup_names_it() {
+        let filter = DeviceFilter::load(&default_rules()).unwrap();
+        let missing = v2_root().join("warren-test-no-such-cgroup");
+        let err = filter.attach(&missing).unwrap_err();
+        assert!(matches!(
+            err,
+            DeviceError::OpenCgroup {
+                source: Errno::ENOENT,
+                ..
+            }
+        ));
+        assert!(chain(&err).contains("warren-test-no-such-cgroup"));
     }
 
     #[test]

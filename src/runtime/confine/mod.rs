@@ -9,6 +9,7 @@
 //! - `devices`: which device nodes a container may open or create (a BPF program on its
 //!   cgroup v2 directory; the v1 devices controller where there is no v2 hierarchy).
 
+mod bpf;
 pub mod caps;
 pub mod devices;
 pub mod seccomp;
