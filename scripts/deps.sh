@@ -14,6 +14,8 @@ packages=(
   procps          # sysctl/pgrep in labs
   dnsutils        # dig: DNS tests query the embedded resolver (flags, TCP, EDNS sizes)
   dnsmasq-base    # dnsmasq: the "outside" upstream resolver in DNS forwarding tests
+  libseccomp-dev  # the libseccomp crate links the C libseccomp (seccomp profiles -> BPF)
+  pkg-config      # ... and finds it with pkg-config at build time
 )
 
 missing=()
