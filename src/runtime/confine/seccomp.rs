@@ -1360,3 +1360,811 @@ impl Filter {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::ForkResult;
+
+    use super::*;
+
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+    const X32_SYSCALL_BIT: i32 = 0x4000_0000;
+    const CLONE_NEWUSER: u64 = 0x1000_0000;
+    const CLONE_NEWNET: u64 = 0x4000_0000;
+    const SIGCHLD: u64 = 17;
+
+    // ---- A classic BPF interpreter for the subset seccomp filters use. ----
+
+    /// struct seccomp_data, as the kernel hands it to the filter.
+    #[derive(Debug, Clone, Copy)]
+    struct SeccompData {
+        nr: i32,
+        arch: u32,
+        instruction_pointer: u64,
+        args: [u64; 6],
+    }
+
+    impl SeccompData {
+        fn call(arch: u32, nr: i64, args: &[u64]) -> SeccompData {
+            let mut all = [0; 6];
+            all[..args.len()].copy_from_slice(args);
+            SeccompData {
+                nr: i32::try_from(nr).unwrap(),
+                arch,
+                instruction_pointer: 0x7f00_dead_beef,
+                args: all,
+            }
+        }
+
+        /// The struct's bytes in native order: the filter loads 32-bit words at offsets.
+        fn bytes(&self) -> [u8; 64] {
+            let mut out = [0; 64];
+            out[0..4].copy_from_slice(&self.nr.to_ne_bytes());
+            out[4..8].copy_from_slice(&self.arch.to_ne_bytes());
+            out[8..16].copy_from_slice(&self.instruction_pointer.to_ne_bytes());
+            for (i, arg) in self.args.iter().enumerate() {
+                out[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_ne_bytes());
+            }
+            out
+        }
+    }
+
+    /// What a filter decided (SECCOMP_RET_*).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Verdict {
+        Allow,
+        Errno(u16),
+        KillThread,
+        KillProcess,
+        Trap,
+        Trace(u16),
+        Log,
+    }
+
+    /// Run `program` on `data` the way the kernel does, covering the instructions libseccomp
+    /// emits (checked: an unknown opcode fails the test rather than guessing).
+    fn run(program: &Program, data: SeccompData) -> Verdict {
+        let insns: Vec<(u16, u8, u8, u32)> = program
+            .bytes()
+            .chunks_exact(INSN_LEN)
+            .map(|c| {
+                (
+                    u16::from_ne_bytes([c[0], c[1]]),
+                    c[2],
+                    c[3],
+                    u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect();
+        let data = data.bytes();
+        let (mut a, mut x, mut mem) = (0u32, 0u32, [0u32; 16]);
+        let mut pc = 0usize;
+        let ret = loop {
+            let (code, jt, jf, k) = insns[pc];
+            pc += 1;
+            let jump = |cond: bool| usize::from(if cond { jt } else { jf });
+            let slot = k as usize;
+            match code {
+                // BPF_LD | BPF_W | BPF_ABS: a word of seccomp_data.
+                0x20 => {
+                    assert!(slot % 4 == 0 && slot + 4 <= data.len(), "load at {slot}");
+                    a = u32::from_ne_bytes(data[slot..slot + 4].try_into().unwrap());
+                }
+                0x00 => a = k,                  // BPF_LD | BPF_IMM
+                0x01 => x = k,                  // BPF_LDX | BPF_IMM
+                0x60 => a = mem[slot],          // BPF_LD | BPF_MEM
+                0x61 => x = mem[slot],          // BPF_LDX | BPF_MEM
+                0x02 => mem[slot] = a,          // BPF_ST
+                0x03 => mem[slot] = x,          // BPF_STX
+                0x54 => a &= k,                 // BPF_ALU | BPF_AND | BPF_K
+                0x44 => a |= k,                 // BPF_ALU | BPF_OR | BPF_K
+                0x05 => pc += slot,             // BPF_JMP | BPF_JA
+                0x15 => pc += jump(a == k),     // BPF_JMP | BPF_JEQ | BPF_K
+                0x25 => pc += jump(a > k),      // BPF_JMP | BPF_JGT | BPF_K
+                0x35 => pc += jump(a >= k),     // BPF_JMP | BPF_JGE | BPF_K
+                0x45 => pc += jump(a & k != 0), // BPF_JMP | BPF_JSET | BPF_K
+                0x06 => break k,                // BPF_RET | BPF_K
+                0x16 => break a,                // BPF_RET | BPF_A
+                0x07 => x = a,                  // BPF_MISC | BPF_TAX
+                0x87 => a = x,                  // BPF_MISC | BPF_TXA
+                other => panic!("opcode {other:#06x} at {}: not interpreted", pc - 1),
+            }
+        };
+        let value = u16::try_from(ret & 0xffff).unwrap();
+        match ret & 0xffff_0000 {
+            0x7fff_0000 => Verdict::Allow,
+            0x0005_0000 => Verdict::Errno(value),
+            0x0000_0000 => Verdict::KillThread,
+            0x8000_0000 => Verdict::KillProcess,
+            0x0003_0000 => Verdict::Trap,
+            0x7ff0_0000 => Verdict::Trace(value),
+            0x7ffc_0000 => Verdict::Log,
+            other => panic!("return value {other:#x}"),
+        }
+    }
+
+    fn caps(names: &[&str]) -> CapSet {
+        cap_set(names)
+    }
+
+    fn x86_64(nr: i64, args: &[u64]) -> SeccompData {
+        SeccompData::call(AUDIT_ARCH_X86_64, nr, args)
+    }
+
+    // ---- Docker's profile: the built-in one is Docker's current default. ----
+
+    const DOCKER_PROFILE_ENV: &str = "WARREN_DOCKER_SECCOMP_PROFILE";
+    /// Where scripts/deps.sh puts Debian 12's copy (golang-github-docker-docker-dev).
+    const DOCKER_PROFILE_CACHE: &str = "/var/cache/warren-test/docker-seccomp-default.json";
+    /// Where the Debian package itself installs it.
+    const DOCKER_PROFILE_GOCODE: &str =
+        "/usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json";
+
+    fn docker_profile_path() -> PathBuf {
+        let path = match std::env::var_os(DOCKER_PROFILE_ENV) {
+            Some(path) => PathBuf::from(path),
+            None => [DOCKER_PROFILE_CACHE, DOCKER_PROFILE_GOCODE]
+                .into_iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+                .unwrap_or_else(|| DOCKER_PROFILE_CACHE.into()),
+        };
+        assert!(
+            path.exists(),
+            "Docker's 20.10 seccomp profile is missing at {}: run scripts/deps.sh as root (it \
+             fetches golang-github-docker-docker-dev with apt-get download and extracts \
+             profiles/seccomp/default.json to {DOCKER_PROFILE_CACHE}), or point \
+             {DOCKER_PROFILE_ENV} at a copy",
+            path.display()
+        );
+        path
+    }
+
+    /// The one rule `pick` selects; an edit that matches none or several means the 20.10
+    /// file is not the one the deltas were written against.
+    fn the_rule<'p>(
+        profile: &'p mut Profile,
+        what: &str,
+        pick: impl Fn(&SyscallRule) -> bool,
+    ) -> &'p mut SyscallRule {
+        let mut matching = profile.syscalls.iter_mut().filter(|r| pick(r));
+        let rule = matching
+            .next()
+            .unwrap_or_else(|| panic!("no rule for {what}"));
+        assert!(matching.next().is_none(), "several rules for {what}");
+        rule
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// What changed in moby's default.json between Docker 20.10.24 and moby master
+    /// (Docker 25+).
+    fn docker_20_10_to_current(mut p: Profile) -> Profile {
+        p.default_errno_ret = Some(1);
+        p.arch_map.push(ArchMap::new(Arch::Riscv64, &[]));
+
+        let main = the_rule(&mut p, "the main allow-list", |r| r.names.len() > 300);
+        main.names.retain(|n| n != "socket");
+        main.names.extend(strings(&[
+            "name_to_handle_at",
+            "pkey_alloc",
+            "pkey_free",
+            "pkey_mprotect",
+        ]));
+        the_rule(&mut p, "ptrace since 4.8", |r| {
+            r.includes.min_kernel.is_some()
+        })
+        .names = strings(&["process_vm_readv", "process_vm_writev", "ptrace"]);
+        the_rule(&mut p, "ppc64le", |r| r.includes.arches == ["ppc64le"])
+            .names
+            .push("swapcontext".into());
+        let admin = caps(&["CAP_SYS_ADMIN"]);
+        // Allowed to everyone now, so moby dropped it from the CAP_SYS_ADMIN rule.
+        the_rule(&mut p, "CAP_SYS_ADMIN", |r| r.includes.caps == admin)
+            .names
+            .retain(|n| n != "name_to_handle_at");
+        the_rule(&mut p, "CAP_SYS_TIME", |r| {
+            r.includes.caps == caps(&["CAP_SYS_TIME"])
+        })
+        .names
+        .push("clock_settime64".into());
+        the_rule(&mut p, "CAP_SYS_NICE", |r| {
+            r.includes.caps == caps(&["CAP_SYS_NICE"])
+        })
+        .names
+        .push("set_mempolicy_home_node".into());
+        // clone3: one ENOSYS rule instead of separate mips (errno 89) and non-mips rules.
+        let before = p.syscalls.len();
+        p.syscalls.retain(|r| r.names != ["clone3"]);
+        assert_eq!(before - p.syscalls.len(), 2, "20.10 has two clone3 rules");
+
+        p.syscalls.extend([
+            SyscallRule::allow(&["socket"]).arg(0, Op::NotEqual, AF_VSOCK),
+            SyscallRule::allow(&["riscv_flush_icache"]).on_arches(&["riscv64"]),
+            SyscallRule::errno(&["clone3"], ENOSYS).without_caps(&["CAP_SYS_ADMIN"]),
+            SyscallRule::allow(&["bpf"]).with_caps(&["CAP_BPF"]),
+            SyscallRule::allow(&["perf_event_open"]).with_caps(&["CAP_PERFMON"]),
+        ]);
+        p
+    }
+
+    /// One rule as it bears on one syscall, with order-insensitive parts sorted.
+    type RuleKey = (Action, Option<u16>, Vec<ArgCondition>, String, String);
+
+    /// A profile as order-insensitive data: the top-level settings, and per syscall name
+    /// the sorted list of rules that mention it. Comments do not count.
+    fn normalize(p: &Profile) -> (String, BTreeMap<String, Vec<RuleKey>>) {
+        let mut architectures = p.architectures.clone();
+        architectures.sort();
+        let arch_map: BTreeMap<Arch, BTreeSet<Arch>> = p
+            .arch_map
+            .iter()
+            .map(|m| {
+                (
+                    m.architecture,
+                    m.sub_architectures.iter().copied().collect(),
+                )
+            })
+            .collect();
+        let mut flags = p.flags.clone();
+        flags.sort();
+        let top = format!(
+            "{:?} {:?} {architectures:?} {arch_map:?} {flags:?}",
+            p.default_action, p.default_errno_ret
+        );
+        let filter = |f: &Filter| {
+            let mut arches = f.arches.clone();
+            arches.sort();
+            format!("{:?} {arches:?} {:?}", f.caps, f.min_kernel)
+        };
+        let mut by_name: BTreeMap<String, Vec<RuleKey>> = BTreeMap::new();
+        for rule in &p.syscalls {
+            let mut args = rule.args.clone();
+            args.sort();
+            let key = (
+                rule.action,
+                rule.errno_ret,
+                args,
+                filter(&rule.includes),
+                filter(&rule.excludes),
+            );
+            for name in &rule.names {
+                by_name.entry(name.clone()).or_default().push(key.clone());
+            }
+        }
+        for keys in by_name.values_mut() {
+            keys.sort();
+        }
+        (top, by_name)
+    }
+
+    #[test]
+    fn builtin_is_docker_20_10_plus_the_documented_changes() {
+        let path = docker_profile_path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docker =
+            Profile::from_json(&text).unwrap_or_else(|e| panic!("parse {}: {e:?}", path.display()));
+        let (want_top, want) = normalize(&docker_20_10_to_current(docker));
+        let (got_top, got) = normalize(&Profile::builtin());
+        assert_eq!(got_top, want_top);
+        let names: BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+        let differences: Vec<String> = names
+            .into_iter()
+            .filter(|n| want.get(*n) != got.get(*n))
+            .map(|n| format!("{n}: docker {:?}, builtin {:?}", want.get(n), got.get(n)))
+            .collect();
+        assert!(
+            differences.is_empty(),
+            "built-in profile differs:\n{}",
+            differences.join("\n")
+        );
+    }
+
+    #[test]
+    fn builtin_round_trips_through_docker_json() {
+        let builtin = Profile::builtin();
+        let json = serde_json::to_string_pretty(&builtin).unwrap();
+        assert_eq!(Profile::from_json(&json).unwrap(), builtin);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(value["archMap"][0]["architecture"], "SCMP_ARCH_X86_64");
+        let clone3 = value["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["names"][0] == "clone3" && r["action"] == "SCMP_ACT_ERRNO")
+            .unwrap();
+        assert_eq!(clone3["errnoRet"], 38);
+        assert_eq!(clone3["excludes"]["caps"][0], "CAP_SYS_ADMIN");
+    }
+
+    // ---- Resolution: moby's includes/excludes. ----
+
+    fn host(arch: Arch, kernel: (u32, u32), caps: CapSet) -> Host {
+        Host {
+            arch,
+            kernel: KernelVersion {
+                major: kernel.0,
+                minor: kernel.1,
+                patch: 0,
+            },
+            caps,
+        }
+    }
+
+    /// Per syscall name, the actions the resolved rules give it.
+    fn resolved_names(profile: &Profile, host: &Host) -> BTreeMap<String, Vec<Action>> {
+        let mut names: BTreeMap<String, Vec<Action>> = BTreeMap::new();
+        for rule in profile.resolve(host) {
+            for name in &rule.names {
+                names.entry(name.clone()).or_default().push(rule.action);
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn includes_and_excludes_follow_moby() {
+        let p = Profile::builtin();
+        let docker = CapSet::docker_default();
+        let amd64 = resolved_names(&p, &host(Arch::X86_64, (6, 1), docker));
+        assert!(amd64.contains_key("arch_prctl") && amd64.contains_key("modify_ldt"));
+        assert!(!amd64.contains_key("cacheflush") && !amd64.contains_key("swapcontext"));
+        assert!(!amd64.contains_key("mount") && !amd64.contains_key("reboot"));
+        assert!(amd64.contains_key("ptrace"), "kernel >= 4.8");
+        assert!(
+            amd64.contains_key("chroot"),
+            "CAP_SYS_CHROOT is a default capability"
+        );
+        assert_eq!(amd64["clone3"], [Action::Errno]);
+
+        let old = resolved_names(&p, &host(Arch::X86_64, (4, 4), docker));
+        assert!(!old.contains_key("ptrace"));
+        assert!(!old.contains_key("process_vm_readv"));
+
+        let arm64 = resolved_names(&p, &host(Arch::Aarch64, (6, 1), docker));
+        assert!(arm64.contains_key("cacheflush") && !arm64.contains_key("arch_prctl"));
+
+        // CAP_SYS_ADMIN includes the admin rule and excludes both restricted clone rules.
+        let admin = docker.union(caps(&["CAP_SYS_ADMIN"]));
+        let with_admin = resolved_names(&p, &host(Arch::X86_64, (6, 1), admin));
+        assert_eq!(with_admin["clone3"], [Action::Allow]);
+        assert_eq!(with_admin["clone"], [Action::Allow]);
+        assert!(with_admin.contains_key("mount"));
+
+        // s390x takes the clone rule that checks argument 1.
+        let s390x = Profile::builtin();
+        let s390x_clone: Vec<u8> = s390x
+            .resolve(&host(Arch::S390X, (6, 1), docker))
+            .into_iter()
+            .filter(|r| r.names == ["clone"])
+            .flat_map(|r| r.args.iter().map(|a| a.index))
+            .collect();
+        assert_eq!(s390x_clone, [1]);
+    }
+
+    #[test]
+    fn include_needs_every_cap_and_exclude_any() {
+        let rule = |json: &str| {
+            Profile::from_json(&format!(
+                r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{json}]}}"#
+            ))
+            .unwrap()
+        };
+        let both = rule(
+            r#"{"names":["acct"],"action":"SCMP_ACT_ALLOW",
+                "includes":{"caps":["CAP_SYS_PACCT","CAP_SYS_ADMIN"]}}"#,
+        );
+        let excluded = rule(
+            r#"{"names":["acct"],"action":"SCMP_ACT_ALLOW",
+                "excludes":{"caps":["CAP_SYS_PACCT","CAP_SYS_ADMIN"], "minKernel":"99.0"}}"#,
+        );
+        let pacct = caps(&["CAP_SYS_PACCT"]);
+        let all = caps(&["CAP_SYS_PACCT", "CAP_SYS_ADMIN"]);
+        let count = |p: &Profile, c| p.resolve(&host(Arch::X86_64, (6, 1), c)).len();
+        assert_eq!(count(&both, pacct), 0);
+        assert_eq!(count(&both, all), 1);
+        assert_eq!(count(&excluded, CapSet::EMPTY), 1);
+        assert_eq!(count(&excluded, pacct), 0);
+        let newer =
+            rule(r#"{"names":["acct"],"action":"SCMP_ACT_ALLOW","excludes":{"minKernel":"5.10"}}"#);
+        assert_eq!(count(&newer, CapSet::EMPTY), 0, "6.1 >= 5.10 excludes");
+    }
+
+    // ---- The compiled built-in profile, run through the interpreter. ----
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn builtin_compiled_for_x86_64_behaves_like_docker() {
+        let docker = CapSet::docker_default();
+        let p = Profile::builtin().compile(docker).unwrap();
+        let eperm = Verdict::Errno(1);
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_execve,
+            libc::SYS_ptrace,
+            libc::SYS_chroot,
+        ] {
+            assert_eq!(run(&p, x86_64(nr, &[])), Verdict::Allow, "syscall {nr}");
+        }
+        for nr in [
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_keyctl,
+            libc::SYS_add_key,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_reboot,
+            libc::SYS_settimeofday,
+            libc::SYS_clock_settime,
+            libc::SYS_kexec_load,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+        ] {
+            assert_eq!(run(&p, x86_64(nr, &[])), eperm, "syscall {nr}");
+        }
+        let clone = |flags: u64| run(&p, x86_64(libc::SYS_clone, &[flags]));
+        assert_eq!(clone(SIGCHLD), Verdict::Allow);
+        assert_eq!(clone(0x3d0f00), Verdict::Allow, "pthread_create's flags");
+        assert_eq!(clone(CLONE_NEWUSER | SIGCHLD), eperm);
+        assert_eq!(clone(CLONE_NEWNET), eperm);
+        assert_eq!(run(&p, x86_64(libc::SYS_clone3, &[])), Verdict::Errno(38));
+        let persona = |v: u64| run(&p, x86_64(libc::SYS_personality, &[v]));
+        assert_eq!(persona(0), Verdict::Allow);
+        assert_eq!(persona(0xffff_ffff), Verdict::Allow);
+        assert_eq!(persona(0x0040000), eperm, "ADDR_NO_RANDOMIZE");
+        let socket = |family: u64| run(&p, x86_64(libc::SYS_socket, &[family, 1, 0]));
+        assert_eq!(socket(2), Verdict::Allow, "AF_INET");
+        assert_eq!(socket(16), Verdict::Allow, "AF_NETLINK");
+        assert_eq!(socket(40), eperm, "AF_VSOCK");
+
+        // The sub-architectures of the archMap entry: i386 and x32.
+        let i386 = |nr: i64| run(&p, SeccompData::call(AUDIT_ARCH_I386, nr, &[]));
+        assert_eq!(i386(3), Verdict::Allow, "read");
+        assert_eq!(i386(21), eperm, "mount");
+        let x32_read = i64::from(X32_SYSCALL_BIT) + libc::SYS_read;
+        assert_eq!(run(&p, x86_64(x32_read, &[])), Verdict::Allow);
+        // Any other ABI is killed.
+        let arm64_read = SeccompData::call(AUDIT_ARCH_AARCH64, 63, &[]);
+        assert!(matches!(
+            run(&p, arm64_read),
+            Verdict::KillThread | Verdict::KillProcess
+        ));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn capabilities_open_their_syscalls() {
+        let docker = CapSet::docker_default();
+        let admin = Profile::builtin()
+            .compile(docker.union(caps(&["CAP_SYS_ADMIN"])))
+            .unwrap();
+        assert_eq!(run(&admin, x86_64(libc::SYS_mount, &[])), Verdict::Allow);
+        assert_eq!(run(&admin, x86_64(libc::SYS_clone3, &[])), Verdict::Allow);
+        assert_eq!(
+            run(&admin, x86_64(libc::SYS_clone, &[CLONE_NEWUSER])),
+            Verdict::Allow
+        );
+        let time = Profile::builtin()
+            .compile(docker.union(caps(&["CAP_SYS_TIME"])))
+            .unwrap();
+        assert_eq!(
+            run(&time, x86_64(libc::SYS_settimeofday, &[])),
+            Verdict::Allow
+        );
+        assert_eq!(run(&time, x86_64(libc::SYS_mount, &[])), Verdict::Errno(1));
+        // Overlapping rules (bpf in CAP_SYS_ADMIN's and CAP_BPF's) merge.
+        let everything = Profile::builtin().compile(CapSet::all_known()).unwrap();
+        assert_eq!(run(&everything, x86_64(libc::SYS_bpf, &[])), Verdict::Allow);
+        // Some syscalls no capability opens (Docker's profile never lists them).
+        assert_eq!(
+            run(&everything, x86_64(libc::SYS_kexec_load, &[])),
+            Verdict::Errno(1)
+        );
+    }
+
+    // ---- Custom profiles: parsing, errors, runc's rule translation. ----
+
+    fn profile(json: &str) -> Profile {
+        Profile::from_json(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn custom_profile_round_trip_compiles_and_denies_mkdir() {
+        let text = r#"{
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+                 "comment": "no new directories"},
+                {"name": "rmdir", "action": "SCMP_ACT_ERRNO"},
+                {"names": ["no_such_syscall"], "action": "SCMP_ACT_KILL"},
+                {"names": ["read"], "action": "SCMP_ACT_ALLOW"}
+            ]
+        }"#;
+        let p = profile(text);
+        assert_eq!(p.syscalls[1].names, ["rmdir"]);
+        assert_eq!(p.syscalls[0].errno_ret, Some(13));
+        let again = profile(&serde_json::to_string(&p).unwrap());
+        assert_eq!(again, p);
+        let program = again.compile(CapSet::EMPTY).unwrap();
+        let call = |nr| run(&program, x86_64(nr, &[]));
+        assert_eq!(call(libc::SYS_mkdir), Verdict::Errno(13));
+        assert_eq!(call(libc::SYS_mkdirat), Verdict::Errno(13));
+        assert_eq!(
+            call(libc::SYS_rmdir),
+            Verdict::Errno(1),
+            "ERRNO means EPERM"
+        );
+        assert_eq!(call(libc::SYS_read), Verdict::Allow);
+        assert_eq!(call(libc::SYS_mount), Verdict::Allow);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn conditions_on_one_argument_are_alternatives() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[
+                {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[
+                    {"index":0,"value":1,"op":"SCMP_CMP_EQ"},
+                    {"index":0,"value":2,"op":"SCMP_CMP_EQ"}]},
+                {"names":["kill"],"action":"SCMP_ACT_ALLOW","args":[
+                    {"index":0,"value":1,"op":"SCMP_CMP_EQ"},
+                    {"index":1,"value":9,"op":"SCMP_CMP_EQ"}]},
+                {"names":["setns"],"action":"SCMP_ACT_ALLOW","args":[
+                    {"index":1,"value":3,"valueTwo":1,"op":"SCMP_CMP_MASKED_EQ"}]},
+                {"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":1},
+                {"names":["write"],"action":"SCMP_ACT_KILL_PROCESS"},
+                {"names":["getpid"],"action":"SCMP_ACT_TRACE","errnoRet":7},
+                {"names":["getppid"],"action":"SCMP_ACT_LOG"},
+                {"names":["gettid"],"action":"SCMP_ACT_TRAP"}
+            ]}"#,
+        );
+        let program = p.compile(CapSet::EMPTY).unwrap();
+        let call = |nr, args: &[u64]| run(&program, x86_64(nr, args));
+        // Same index twice: one rule per condition (runc's old behaviour), so either value.
+        assert_eq!(call(libc::SYS_personality, &[1]), Verdict::Allow);
+        assert_eq!(call(libc::SYS_personality, &[2]), Verdict::Allow);
+        assert_eq!(call(libc::SYS_personality, &[3]), Verdict::Errno(1));
+        // Different indexes: one rule, both must hold.
+        assert_eq!(call(libc::SYS_kill, &[1, 9]), Verdict::Allow);
+        assert_eq!(call(libc::SYS_kill, &[1, 15]), Verdict::Errno(1));
+        assert_eq!(call(libc::SYS_kill, &[2, 9]), Verdict::Errno(1));
+        // MASKED_EQ: value is the mask, valueTwo the datum.
+        assert_eq!(call(libc::SYS_setns, &[0, 0x5]), Verdict::Allow);
+        assert_eq!(call(libc::SYS_setns, &[0, 0x6]), Verdict::Errno(1));
+        // A rule equal to the default is skipped rather than refused by libseccomp.
+        assert_eq!(call(libc::SYS_read, &[]), Verdict::Errno(1));
+        assert_eq!(call(libc::SYS_write, &[]), Verdict::KillProcess);
+        assert_eq!(call(libc::SYS_getpid, &[]), Verdict::Trace(7));
+        assert_eq!(call(libc::SYS_getppid, &[]), Verdict::Log);
+        assert_eq!(call(libc::SYS_gettid, &[]), Verdict::Trap);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn old_architectures_list_is_added_as_is() {
+        let p = profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86"],
+                "syscalls":[{"names":["getpid"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let program = p.compile(CapSet::EMPTY).unwrap();
+        let i386_getpid = SeccompData::call(AUDIT_ARCH_I386, 20, &[]);
+        assert_eq!(run(&program, i386_getpid), Verdict::Allow);
+        let x32_getpid = x86_64(i64::from(X32_SYSCALL_BIT) + libc::SYS_getpid, &[]);
+        assert!(matches!(
+            run(&program, x32_getpid),
+            Verdict::KillThread | Verdict::KillProcess
+        ));
+    }
+
+    fn parse_error(json: &str) -> String {
+        match Profile::from_json(json) {
+            Ok(p) => panic!("accepted {json}: {p:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn from_json_names_what_is_wrong() {
+        let rule = |r: &str| format!(r#"{{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{r}]}}"#);
+        assert!(matches!(
+            Profile::from_json("{\"defaultAction\": "),
+            Err(SeccompError::Parse(_))
+        ));
+        assert!(matches!(
+            Profile::from_json(r#"{"defaultAction": 3}"#),
+            Err(SeccompError::Parse(_))
+        ));
+        assert_eq!(
+            parse_error("{}"),
+            "seccomp profile: defaultAction is missing"
+        );
+        assert_eq!(
+            parse_error(r#"{"defaultAction":"SCMP_ACT_FOO"}"#),
+            r#"seccomp profile: defaultAction: unknown action "SCMP_ACT_FOO""#
+        );
+        assert_eq!(
+            parse_error(&rule(r#"{"names":["read"],"action":"SCMP_ACT_NOTIFY"}"#)),
+            "seccomp profile: syscalls[0].action: user notification (SCMP_ACT_NOTIFY, \
+             listenerPath) is not supported"
+        );
+        assert_eq!(
+            parse_error(r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock"}"#),
+            "seccomp profile: listenerPath: user notification (SCMP_ACT_NOTIFY, \
+             listenerPath) is not supported"
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"names":["read"],"action":"SCMP_ACT_ALLOW",
+                    "args":[{"index":0,"value":1,"op":"SCMP_CMP_ABOUT"}]}"#
+            )),
+            r#"seccomp profile: syscalls[0].args[0].op: unknown operator "SCMP_CMP_ABOUT""#
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"names":["read"],"action":"SCMP_ACT_ALLOW",
+                    "args":[{"index":6,"value":1,"op":"SCMP_CMP_EQ"}]}"#
+            )),
+            "seccomp profile: syscalls[0].args[0].index: 6 is out of range (at most 5)"
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"name":"read","names":["write"],"action":"SCMP_ACT_ALLOW"}"#
+            )),
+            "seccomp profile: syscalls[0]: both 'name' and 'names' are set; use one"
+        );
+        assert_eq!(
+            parse_error(&rule(r#"{"action":"SCMP_ACT_ALLOW"}"#)),
+            "seccomp profile: syscalls[0]: no syscall 'name' or 'names'"
+        );
+        assert_eq!(
+            parse_error(
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86"],
+                    "archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}"#
+            ),
+            "seccomp profile: both 'architectures' and 'archMap' are set; use one"
+        );
+        assert_eq!(
+            parse_error(
+                r#"{"defaultAction":"SCMP_ACT_ERRNO",
+                    "archMap":[{"architecture":"SCMP_ARCH_X86_64",
+                                "subArchitectures":["SCMP_ARCH_I386"]}]}"#
+            ),
+            r#"seccomp profile: archMap[0].subArchitectures[0]: unknown architecture "SCMP_ARCH_I386""#
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["amd65"]}}"#
+            )),
+            r#"seccomp profile: syscalls[0].includes.arches[0]: unknown architecture "amd65""#
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"names":["read"],"action":"SCMP_ACT_ALLOW","excludes":{"caps":["SYS_ADMIN"]}}"#
+            )),
+            r#"seccomp profile: syscalls[0].excludes.caps[0]: unknown capability "SYS_ADMIN""#
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"4"}}"#
+            )),
+            r#"seccomp profile: syscalls[0].includes.minKernel: "4" is not a kernel version ("<major>.<minor>")"#
+        );
+        assert_eq!(
+            parse_error(&rule(
+                r#"{"names":["read"],"action":"SCMP_ACT_ERRNO","errnoRet":70000}"#
+            )),
+            "seccomp profile: syscalls[0].errnoRet: 70000 is out of range (at most 65535)"
+        );
+        assert_eq!(
+            parse_error(
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","flags":["SECCOMP_FILTER_FLAG_FAST"]}"#
+            ),
+            r#"seccomp profile: flags[0]: unknown flag "SECCOMP_FILTER_FLAG_FAST""#
+        );
+    }
+
+    #[test]
+    fn load_flags_are_refused_when_compiling() {
+        let tsync =
+            profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_TSYNC"]}"#);
+        tsync.compile(CapSet::EMPTY).unwrap();
+        let log =
+            profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG"]}"#);
+        let err = log.compile(CapSet::EMPTY).unwrap_err();
+        assert!(
+            matches!(err, SeccompError::UnsupportedFlag { flag } if flag == "SECCOMP_FILTER_FLAG_LOG"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kernel_versions_parse_like_moby() {
+        let v = |major, minor, patch| KernelVersion {
+            major,
+            minor,
+            patch,
+        };
+        assert_eq!(
+            KernelVersion::parse_release("6.1.0-18-amd64"),
+            Some(v(6, 1, 0))
+        );
+        assert_eq!(
+            KernelVersion::parse_release("3.12-1-amd64"),
+            Some(v(3, 12, 0))
+        );
+        assert_eq!(
+            KernelVersion::parse_release("3.12.25-gentoo"),
+            Some(v(3, 12, 25))
+        );
+        assert_eq!(
+            KernelVersion::parse_release("6.18.44-fc-v1252"),
+            Some(v(6, 18, 44))
+        );
+        assert_eq!(KernelVersion::parse_release("6"), None);
+        assert_eq!(KernelVersion::parse_profile("4.8"), Some(v(4, 8, 0)));
+        assert_eq!(KernelVersion::parse_profile("5.10.2"), Some(v(5, 10, 2)));
+        assert_eq!(KernelVersion::parse_profile("0.0"), None);
+        assert_eq!(KernelVersion::parse_profile("4.x"), None);
+        assert!(v(4, 8, 0) <= v(4, 8, 0) && v(4, 8, 0) < v(4, 10, 0) && v(4, 10, 0) < v(5, 0, 0));
+        assert!(KernelVersion::running().unwrap() >= v(3, 0, 0));
+    }
+
+    #[test]
+    fn programs_are_whole_instructions() {
+        assert!(Program::from_bytes(Vec::new()).is_err());
+        assert!(Program::from_bytes(vec![0; 12]).is_err());
+        assert!(Program::from_bytes(vec![0; INSN_LEN * (MAX_INSNS + 1)]).is_err());
+        let ok = Program::from_bytes(vec![0; 16]).unwrap();
+        assert_eq!(ok.bytes().len(), 16);
+        assert_eq!(format!("{ok:?}"), "Program(2 instructions)");
+    }
+
+    /// Loads a real filter in a forked child (as root or not: NO_NEW_PRIVS suffices).
+    #[test]
+    fn loaded_filter_denies_mkdir_in_a_child() {
+        let program = profile(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+        )
+        .compile(CapSet::EMPTY)
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("denied");
+        // This test process has threads, so the child must not allocate (another thread may
+        // hold the allocator's lock): everything is prepared here, and the child only makes
+        // syscalls (create_dir builds short paths on the stack).
+        match crate::runtime::sys::fork().unwrap() {
+            ForkResult::Child => {
+                let code = if nix::sys::prctl::set_no_new_privs().is_err() {
+                    101
+                } else if program.load().is_err() {
+                    102
+                } else {
+                    match std::fs::create_dir(&target) {
+                        Ok(()) => 0,
+                        Err(e) => e.raw_os_error().unwrap_or(103),
+                    }
+                };
+                crate::runtime::sys::exit_now(code)
+            }
+            ForkResult::Parent { child } => {
+                let status = waitpid(child, None).unwrap();
+                assert_eq!(status, WaitStatus::Exited(child, libc::EACCES));
+                assert!(!target.exists());
+                std::fs::create_dir(&target).expect("the parent is not confined");
+            }
+        }
+    }
+}
