@@ -14,6 +14,8 @@ packages=(
   procps          # sysctl/pgrep in labs
   dnsutils        # dig: DNS tests query the embedded resolver (flags, TCP, EDNS sizes)
   dnsmasq-base    # dnsmasq: the "outside" upstream resolver in DNS forwarding tests
+  libseccomp-dev  # the libseccomp crate links the C libseccomp (seccomp profiles -> BPF)
+  pkg-config      # ... and finds it with pkg-config at build time
 )
 
 missing=()
@@ -25,6 +27,26 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Docker 20.10's default seccomp profile as Debian 12 ships it: the seccomp unit test compares
+# Warren's built-in profile with it (plus the documented changes since). Only that one file is
+# kept from the package; an existing copy is left alone.
+docker_profile=/var/cache/warren-test/docker-seccomp-default.json
+if [ ! -s "$docker_profile" ]; then
+  echo "deps: fetching Docker's seccomp profile (golang-github-docker-docker-dev)"
+  work=$(mktemp -d)
+  chmod 755 "$work" # apt-get download drops root and writes as _apt
+  if ! (cd "$work" && apt-get download -qq golang-github-docker-docker-dev 2>/dev/null); then
+    apt-get update -qq
+    (cd "$work" && apt-get download -qq golang-github-docker-docker-dev)
+  fi
+  dpkg-deb --fsys-tarfile "$work"/golang-github-docker-docker-dev_*.deb |
+    tar -xO ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json \
+      >"$work/default.json"
+  mkdir -p "$(dirname "$docker_profile")"
+  mv "$work/default.json" "$docker_profile"
+  rm -rf "$work"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,5 +1,5 @@
-//! The runtime's unavoidable unsafe: `fork` (and `_exit` in its children). Everything else
-//! goes through nix's safe wrappers.
+//! The runtime's unavoidable unsafe: `fork` (and `_exit` in its children) and installing a
+//! seccomp filter. Everything else goes through nix's safe wrappers.
 #![allow(unsafe_code)]
 
 use nix::unistd::ForkResult;
@@ -47,4 +47,34 @@ pub fn reset_signal_dispositions() {
         // process is single-threaded and about to exec.
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER, 0, prog): install `filter`, an array of `struct
+/// sock_filter` in native byte order, on the calling thread. No flags: the callers (a
+/// container's init and exec helper) are single-threaded, so there is nothing to TSYNC, and a
+/// child inherits the filter across fork and execve. The kernel requires NO_NEW_PRIVS or
+/// CAP_SYS_ADMIN; ordering that is the caller's job.
+pub fn seccomp_set_mode_filter(filter: &[u8]) -> nix::Result<()> {
+    let insns = filter.len() / size_of::<libc::sock_filter>();
+    if insns == 0 || filter.len() % size_of::<libc::sock_filter>() != 0 {
+        return Err(nix::errno::Errno::EINVAL);
+    }
+    let prog = libc::sock_fprog {
+        len: u16::try_from(insns).map_err(|_| nix::errno::Errno::EINVAL)?,
+        // The kernel copies the array in with copy_from_user, which has no alignment needs,
+        // so a byte buffer may stand in for `struct sock_filter *`; Rust never reads it as one.
+        filter: filter.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    };
+    // SAFETY: `prog` points at `filter`, which holds exactly `prog.len` instructions and is
+    // borrowed for the whole call; the kernel only reads both (and copies the program before
+    // returning). The syscall changes no memory of this process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_uint,
+            std::ptr::addr_of!(prog),
+        )
+    };
+    nix::errno::Errno::result(rc).map(drop)
 }
