@@ -16,6 +16,8 @@ packages=(
   dnsmasq-base    # dnsmasq: the "outside" upstream resolver in DNS forwarding tests
   libseccomp-dev  # the libseccomp crate links the C libseccomp (seccomp profiles -> BPF)
   pkg-config      # ... and finds it with pkg-config at build time
+  gcc             # the hostile-container probes: a static C program (tests/confinement/probe.c)
+  libc6-dev       # ... linked against glibc's static libc.a
 )
 
 missing=()

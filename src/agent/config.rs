@@ -4,11 +4,13 @@
 //! naturally. As in dockerd, a key may come from the flags or from the file, never both: a
 //! silent precedence rule would make "why is my setting ignored?" impossible to answer.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{ErrorKind, HasKind};
+use crate::runtime::confine::{CgroupnsMode, ConfinementDefaults, ProfileSource, Ulimit};
 
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/warren/daemon.json";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/warren";
@@ -74,6 +76,14 @@ pub struct Settings {
     pub tlscacert: Option<PathBuf>,
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
+    /// A seccomp profile file (Docker's format), `builtin` or `unconfined`.
+    pub seccomp_profile: Option<String>,
+    pub no_new_privileges: Option<bool>,
+    /// dockerd's shape: `{"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}`.
+    pub default_ulimits: Option<BTreeMap<String, Ulimit>>,
+    pub default_cgroupns_mode: Option<String>,
+    /// Not supported yet: refused with the reason (see docs/security.md).
+    pub userns_remap: Option<String>,
 }
 
 /// TLS material for `tcp://` listeners. Only mutual TLS is offered.
@@ -98,6 +108,8 @@ pub struct DaemonConfig {
     pub dns: Vec<std::net::IpAddr>,
     /// `Some` when `tlsverify` is on: client certificates signed by `ca` are required.
     pub tls: Option<TlsFiles>,
+    /// Seccomp profile, no_new_privs, ulimits and cgroup namespace mode of every container.
+    pub confinement: ConfinementDefaults,
 }
 
 impl Settings {
@@ -136,6 +148,9 @@ impl Settings {
             bip => "bip", fixed_cidr => "fixed-cidr", mtu => "mtu",
             default_address_pools => "default-address-pools", dns => "dns", tls => "tls",
             tlsverify => "tlsverify", tlscacert => "tlscacert", tlscert => "tlscert", tlskey => "tlskey",
+            seccomp_profile => "seccomp-profile", no_new_privileges => "no-new-privileges",
+            default_ulimits => "default-ulimits", default_cgroupns_mode => "default-cgroupns-mode",
+            userns_remap => "userns-remap",
         );
         both
     }
@@ -188,6 +203,22 @@ impl Settings {
                 });
             }
         }
+        if let Some(remap) = pick!(userns_remap).filter(|v| !v.is_empty()) {
+            return Err(ConfigError::Value {
+                key: "userns-remap",
+                value: remap,
+                reason: "user namespace remapping is not supported yet; containers run with \
+                         root mapped to root, confined by capabilities, seccomp and the device \
+                         cgroup (the plan is in docs/security.md)"
+                    .into(),
+            });
+        }
+        let confinement = confinement_defaults(
+            pick!(seccomp_profile),
+            pick!(no_new_privileges),
+            pick!(default_ulimits),
+            pick!(default_cgroupns_mode),
+        )?;
         Ok(DaemonConfig {
             hosts,
             data_root: pick!(data_root).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_ROOT)),
@@ -199,8 +230,63 @@ impl Settings {
             default_address_pools: pick!(default_address_pools).unwrap_or_default(),
             dns: pick!(dns).unwrap_or_default(),
             tls,
+            confinement,
         })
     }
+}
+
+/// The daemon-wide confinement settings, each checked now so a bad one stops the start.
+fn confinement_defaults(
+    seccomp_profile: Option<String>,
+    no_new_privileges: Option<bool>,
+    ulimits: Option<BTreeMap<String, Ulimit>>,
+    cgroupns: Option<String>,
+) -> Result<ConfinementDefaults, ConfigError> {
+    let seccomp = match seccomp_profile.as_deref() {
+        None | Some("" | "builtin") => Some(ProfileSource::Builtin),
+        Some("unconfined") => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Value {
+                key: "seccomp-profile",
+                value: path.to_string(),
+                reason: e.to_string(),
+            })?;
+            let source = ProfileSource::Json(text);
+            source.profile().map_err(|e| ConfigError::Value {
+                key: "seccomp-profile",
+                value: path.to_string(),
+                reason: e.to_string(),
+            })?;
+            Some(source)
+        }
+    };
+    let mut limits = Vec::new();
+    for (name, limit) in ulimits.unwrap_or_default() {
+        let bad = |reason: String| ConfigError::Value {
+            key: "default-ulimits",
+            value: name.clone(),
+            reason,
+        };
+        if limit.name != name {
+            return Err(bad(format!("the entry names {:?}", limit.name)));
+        }
+        limit.validate().map_err(|e| bad(e.to_string()))?;
+        limits.push(limit);
+    }
+    let cgroupns = match cgroupns {
+        None => CgroupnsMode::Private,
+        Some(mode) => CgroupnsMode::parse(&mode).map_err(|e| ConfigError::Value {
+            key: "default-cgroupns-mode",
+            value: mode.clone(),
+            reason: e.to_string(),
+        })?,
+    };
+    Ok(ConfinementDefaults {
+        seccomp,
+        no_new_privileges: no_new_privileges.unwrap_or(false),
+        ulimits: limits,
+        cgroupns,
+    })
 }
 
 #[cfg(test)]
@@ -285,6 +371,48 @@ mod tests {
         let p = Path::new("/nonexistent/warren/daemon.json");
         assert!(Settings::from_file(p, false).is_ok());
         assert!(Settings::from_file(p, true).is_err());
+    }
+
+    #[test]
+    fn confinement_keys() {
+        let s = parse(
+            r#"{"seccomp-profile":"unconfined","no-new-privileges":true,"default-cgroupns-mode":"host",
+                "default-ulimits":{"nofile":{"Name":"nofile","Soft":100,"Hard":200}}}"#,
+        )
+        .unwrap();
+        let c = Settings::merge(Settings::default(), s).unwrap().confinement;
+        assert_eq!(c.seccomp, None);
+        assert!(c.no_new_privileges);
+        assert_eq!(c.cgroupns, CgroupnsMode::Host);
+        assert_eq!(c.ulimits[0].soft, 100);
+        let d = Settings::merge(Settings::default(), Settings::default())
+            .unwrap()
+            .confinement;
+        assert_eq!(d, ConfinementDefaults::default());
+        for (bad, key) in [
+            (r#"{"userns-remap":"default"}"#, "userns-remap"),
+            (
+                r#"{"default-cgroupns-mode":"bogus"}"#,
+                "default-cgroupns-mode",
+            ),
+            (
+                r#"{"seccomp-profile":"/nonexistent/profile.json"}"#,
+                "seccomp-profile",
+            ),
+            (
+                r#"{"default-ulimits":{"nofile":{"Name":"nofile","Soft":300,"Hard":200}}}"#,
+                "default-ulimits",
+            ),
+            (
+                r#"{"default-ulimits":{"bogus":{"Name":"bogus","Soft":1,"Hard":1}}}"#,
+                "default-ulimits",
+            ),
+        ] {
+            let err = Settings::merge(Settings::default(), parse(bad).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

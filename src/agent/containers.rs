@@ -40,10 +40,12 @@ use crate::api::types::{EndpointSettings, NetworkConnectRequest};
 use crate::error::{Error, ErrorKind};
 use crate::firewall::parse_port_spec;
 use crate::runtime::bundle::{Bundle, ExitStatus};
+use crate::runtime::confine::SecurityOptions;
+use crate::runtime::exe::{HelperBinary, EXEC_NAME, SHIM_NAME};
 use crate::runtime::logs::{self, LogEntry, Stream};
 use crate::runtime::process::ProcessSpec;
 use crate::runtime::spec::{BindFile, ContainerSpec, Limits};
-use crate::runtime::{RuntimeError, EXEC_ARG};
+use crate::runtime::RuntimeError;
 use crate::store::{Key, Scope, StoreError, StoreExt, Txn};
 
 /// Directory under the data root and the exec root where the directories of removed
@@ -144,6 +146,10 @@ pub struct ContainerRecord {
     /// The container's network namespace (None: the host's).
     pub netns: Option<PathBuf>,
     pub limits: Limits,
+    /// What the container may do, as asked for (resolved against the daemon's defaults at
+    /// every start). Records written before confinement existed read as the defaults.
+    #[serde(default)]
+    pub security: SecurityOptions,
     pub init: bool,
     pub auto_remove: bool,
     /// Last observed run: RFC 3339 times, exit code and start error.
@@ -225,7 +231,7 @@ pub struct ContainerRuntime {
     /// before the log is deleted with the container.
     log_readers: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// The binary re-executed as shim and exec helper.
-    exe: PathBuf,
+    binary: HelperBinary,
     /// Serializes a container's names appearing (start) and going (exit), so that the late
     /// exit of one run cannot withdraw the names the next run has just published.
     pub(super) dns_gate: tokio::sync::Mutex<()>,
@@ -239,7 +245,7 @@ impl Default for ContainerRuntime {
             busy: Mutex::new(HashSet::new()),
             monitored: Mutex::new(HashSet::new()),
             log_readers: Mutex::new(HashMap::new()),
-            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            binary: HelperBinary::current(),
             dns_gate: tokio::sync::Mutex::new(()),
         }
     }
@@ -257,7 +263,7 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -651,6 +657,7 @@ impl Agent {
         &self,
         name: Option<&str>,
         request: ContainerCreateRequest,
+        security: SecurityOptions,
     ) -> Result<(ContainerRecord, Vec<String>), Error> {
         let mut warnings = Vec::new();
         if let Some(n) = name.filter(|n| !n.is_empty()) {
@@ -771,6 +778,7 @@ impl Agent {
         } else {
             host.network_mode.clone()
         };
+        self.check_security(&security, mode == "host")?;
 
         let id = random_id();
         let name = match name.filter(|n| !n.is_empty()) {
@@ -827,6 +835,7 @@ impl Agent {
                 } else {
                     request.user.clone()
                 },
+                privileged: false,
             },
             hostname,
             network_mode,
@@ -836,6 +845,7 @@ impl Agent {
                 .collect(),
             netns: netns.clone(),
             limits,
+            security,
             init: host.init.unwrap_or(true),
             auto_remove: host.auto_remove,
             started_at: None,
@@ -1091,6 +1101,7 @@ impl Agent {
                 target: format!("/etc/{file}"),
             });
         }
+        let confinement = self.confinement(&record.security, record.network_mode == "host")?;
         let spec = ContainerSpec {
             id: record.id.clone(),
             layers: record.layers.clone(),
@@ -1102,12 +1113,16 @@ impl Agent {
             netns: record.netns.clone(),
             mounts,
             limits: record.limits.clone(),
+            confinement,
             init: record.init,
             log: self.log_path(&record.id),
         };
         bundle.write_spec(&spec)?;
         self.dns_container_starting(&record.id).await;
-        match bundle.spawn_shim(&self.runtime.exe).await {
+        match bundle
+            .spawn_shim(self.runtime.binary.command(SHIM_NAME, &bundle.dir))
+            .await
+        {
             Ok(state) => {
                 let started = nanos_to_rfc3339(state.started_at);
                 self.update_record(&record.id, |r| {
@@ -1484,6 +1499,7 @@ impl Agent {
                     env: request.env,
                     cwd: request.working_dir,
                     user: request.user,
+                    privileged: request.privileged,
                 },
                 running: false,
                 exit_code: None,
@@ -1521,9 +1537,10 @@ impl Agent {
             ));
         }
         let spec = serde_json::to_string(&exec.process).expect("specs serialize");
-        let mut child = tokio::process::Command::new(&self.runtime.exe)
-            .arg(EXEC_ARG)
-            .arg(&bundle.dir)
+        let mut child = self
+            .runtime
+            .binary
+            .command(EXEC_NAME, &bundle.dir)
             .arg(spec)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())

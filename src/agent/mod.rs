@@ -5,6 +5,7 @@
 //! Warren creates; the API layer only translates Docker-shaped requests into calls on it.
 
 pub mod config;
+mod confinement;
 pub mod containers;
 mod dns;
 pub mod lock;
@@ -62,6 +63,8 @@ pub struct Agent {
     runtime: containers::ContainerRuntime,
     /// Embedded DNS: names of user networks, served inside attached namespaces.
     pub dns: crate::dns::Dns,
+    /// Compiled seccomp filters and what "every capability" means on this host.
+    seccomp: confinement::SeccompCache,
 }
 
 /// Where the embedded store lives inside the data root.
@@ -93,6 +96,7 @@ impl Agent {
             firewall: Firewall::default(),
             mutations: tokio::sync::Mutex::new(()),
             runtime: containers::ContainerRuntime::default(),
+            seccomp: confinement::SeccompCache::default(),
         })
     }
 

@@ -32,6 +32,8 @@ impl Agent {
     /// Bring the kernel in line with the records. Called once, before the API is served.
     pub async fn reconcile(self: &Arc<Self>) -> Result<(), Error> {
         self.reconcile_networks().await?;
+        // The default device rules every container start relies on (see runtime::cgroups).
+        crate::runtime::cgroups::prepare()?;
         // Containers after networks: their endpoints are restored by then.
         self.reconcile_containers().await
     }

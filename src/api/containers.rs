@@ -25,6 +25,10 @@ use crate::api::error::{ApiError, JsonBody};
 use crate::api::filters::{query_bool, Filters};
 use crate::api::types::{null_as_default, EndpointSettings};
 use crate::error::ErrorKind;
+use crate::runtime::confine::{
+    caps, CgroupnsMode, DeviceMapping, SecurityOptions, SecurityOpts, Ulimit, DEFAULT_MASKED_PATHS,
+    DEFAULT_READONLY_PATHS,
+};
 use crate::runtime::logs::{LogEntry, Stream};
 
 pub fn routes() -> Router<Arc<Agent>> {
@@ -96,6 +100,74 @@ pub struct HostConfig {
     /// Run the built-in init as PID 1 (`None`: the daemon default, which is yes).
     #[serde(default)]
     pub init: Option<bool>,
+    // Confinement (see runtime::confine).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub privileged: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cap_add: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cap_drop: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub security_opt: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub readonly_rootfs: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub group_add: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub devices: Vec<DeviceMapping>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub device_cgroup_rules: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub ulimits: Vec<Ulimit>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cgroupns_mode: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub userns_mode: String,
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
+}
+
+impl HostConfig {
+    /// The confinement options, checked for form (names, syntax); the agent checks the rest.
+    pub fn security_options(&self) -> Result<SecurityOptions, ApiError> {
+        let invalid = |e: String| ApiError::new(ErrorKind::Invalid, e);
+        match self.userns_mode.as_str() {
+            "" | "host" => {}
+            other => {
+                return Err(invalid(format!(
+                    "--userns {other:?}: user namespaces are not supported yet; containers \
+                     share the host's (confined by capabilities, seccomp and the device cgroup)"
+                )))
+            }
+        }
+        let cap_add = caps::canonical_names(&self.cap_add)
+            .map_err(|e| invalid(format!("invalid CapAdd: {e}")))?;
+        let cap_drop = caps::canonical_names(&self.cap_drop)
+            .map_err(|e| invalid(format!("invalid CapDrop: {e}")))?;
+        let cgroupns = match self.cgroupns_mode.as_str() {
+            "" => None,
+            mode => Some(CgroupnsMode::parse(mode).map_err(|e| invalid(e.to_string()))?),
+        };
+        Ok(SecurityOptions {
+            privileged: self.privileged,
+            cap_add,
+            cap_drop,
+            opts: SecurityOpts::parse(&self.security_opt).map_err(|e| invalid(e.to_string()))?,
+            read_only_rootfs: self.readonly_rootfs,
+            devices: self.devices.clone(),
+            device_cgroup_rules: self.device_cgroup_rules.clone(),
+            sysctls: self.sysctls.clone(),
+            ulimits: self.ulimits.clone(),
+            cgroupns,
+            group_add: self.group_add.clone(),
+            masked_paths: self.masked_paths.clone(),
+            readonly_paths: self.readonly_paths.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +202,8 @@ pub struct ExecCreateRequest {
     pub user: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub tty: bool,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub privileged: bool,
 }
 
 /// `Cmd`/`Entrypoint`: a list, a single string, or null.
@@ -243,6 +317,7 @@ fn inspect_json(agent: &Agent, record: &ContainerRecord) -> Result<Value, ApiErr
         .cloned()
         .unwrap_or(Value::Null);
     let host = record.request.host_config.clone().unwrap_or_default();
+    let security = &record.security;
     let bundle = agent.bundle(&record.id);
     Ok(json!({
         "Id": record.id,
@@ -284,6 +359,20 @@ fn inspect_json(agent: &Agent, record: &ContainerRecord) -> Result<Value, ApiErr
             "Init": record.init,
             "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
             "LogConfig": {"Type": "json-file", "Config": {}},
+            "Privileged": security.privileged,
+            "CapAdd": non_empty(&security.cap_add),
+            "CapDrop": non_empty(&security.cap_drop),
+            "SecurityOpt": non_empty(&host.security_opt),
+            "ReadonlyRootfs": security.read_only_rootfs,
+            "GroupAdd": non_empty(&security.group_add),
+            "Devices": security.devices,
+            "DeviceCgroupRules": non_empty(&security.device_cgroup_rules),
+            "Sysctls": if security.sysctls.is_empty() { Value::Null } else { json!(security.sysctls) },
+            "Ulimits": security.ulimits,
+            "CgroupnsMode": security.cgroupns.unwrap_or(agent.config.confinement.cgroupns).as_str(),
+            "UsernsMode": host.userns_mode,
+            "MaskedPaths": system_paths(security, &security.masked_paths, DEFAULT_MASKED_PATHS),
+            "ReadonlyPaths": system_paths(security, &security.readonly_paths, DEFAULT_READONLY_PATHS),
         },
         "Config": {
             "Hostname": record.hostname,
@@ -315,6 +404,31 @@ fn inspect_json(agent: &Agent, record: &ContainerRecord) -> Result<Value, ApiErr
         },
         "Mounts": [],
     }))
+}
+
+/// Docker shows an empty list as null in inspect.
+fn non_empty(items: &[String]) -> Value {
+    if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    }
+}
+
+/// Inspect's MaskedPaths/ReadonlyPaths: what applies (none when privileged or with
+/// `systempaths=unconfined`).
+fn system_paths(
+    security: &SecurityOptions,
+    given: &Option<Vec<String>>,
+    default: &[&str],
+) -> Value {
+    if security.privileged || security.opts.unconfined_system_paths {
+        return Value::Null;
+    }
+    match given {
+        Some(paths) => json!(paths),
+        None => json!(default),
+    }
 }
 
 fn summary_json(
@@ -353,8 +467,13 @@ async fn create(
     Query(query): Q,
     JsonBody(request): JsonBody<ContainerCreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let security = request
+        .host_config
+        .clone()
+        .unwrap_or_default()
+        .security_options()?;
     let (record, warnings) = agent
-        .create_container(query.get("name").map(String::as_str), request)
+        .create_container(query.get("name").map(String::as_str), request, security)
         .await?;
     Ok((
         StatusCode::CREATED,

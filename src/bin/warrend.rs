@@ -1,24 +1,39 @@
 //! `warrend`: parse flags, run the agent, map the error's kind to the exit code.
 //!
-//! Two hidden first arguments turn the same binary into the runtime's helpers, dispatched
-//! before clap and before any thread exists (they fork, unshare and setns): the per-container
-//! shim (`__warren-shim BUNDLE`) and the exec helper (`__warren-exec BUNDLE SPEC`).
-use std::path::Path;
+//! Two process names turn the same binary into the runtime's helpers, dispatched before clap
+//! and before any thread exists (they fork, unshare and setns): the per-container shim
+//! (`warren-shim`) and the exec helper (`warren-exec SPEC`), each started by the agent with
+//! the container's bundle as working directory (see `runtime::exe`).
 use std::process::ExitCode;
 
 use clap::Parser;
+use warren::runtime::exe::{EXEC_NAME, SHIM_NAME};
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    match args.get(1).and_then(|a| a.to_str()) {
-        Some(warren::runtime::SHIM_ARG) if args.len() == 3 => {
-            return exit(warren::runtime::shim::main(Path::new(&args[2])));
-        }
-        Some(warren::runtime::EXEC_ARG) if args.len() == 4 => {
-            let spec = args[3].to_string_lossy();
-            return exit(warren::runtime::exec::main(Path::new(&args[2]), &spec));
-        }
-        _ => {}
+    let role = args.first().and_then(|a| a.to_str());
+    if matches!(role, Some(SHIM_NAME | EXEC_NAME)) {
+        let Ok(bundle) = std::env::current_dir() else {
+            eprintln!(
+                "warrend: {}: cannot read the working directory",
+                role.unwrap_or_default()
+            );
+            return ExitCode::from(125);
+        };
+        return match (role, args.len()) {
+            (Some(SHIM_NAME), 1) => exit(warren::runtime::shim::main(&bundle)),
+            (Some(EXEC_NAME), 2) => exit(warren::runtime::exec::main(
+                &bundle,
+                &args[1].to_string_lossy(),
+            )),
+            _ => {
+                eprintln!(
+                    "warrend: {}: unexpected arguments",
+                    role.unwrap_or_default()
+                );
+                ExitCode::from(125)
+            }
+        };
     }
     let args = warren::cli::daemon::DaemonArgs::parse();
     match warren::cli::daemon::run(args) {

@@ -23,6 +23,7 @@ use crate::cli::template::Template;
 use crate::cli::GlobalOptions;
 use crate::error::{Error, ErrorKind};
 use crate::firewall::{parse_port_spec, HostPort};
+use crate::runtime::confine::{DeviceMapping, Ulimit};
 
 /// Options of `create` and `run`.
 #[derive(Debug, Args)]
@@ -69,6 +70,39 @@ pub struct CreateArgs {
     /// Run the built-in init as PID 1 (default true; --init=false makes the command PID 1)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub init: Option<bool>,
+    /// Every capability, no seccomp, every device, writable /sys and /proc/sys (as docker)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a capability (NET_ADMIN, CAP_SYS_TIME, ALL); repeatable
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (ALL drops every one); repeatable
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], systempaths=unconfined
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Add a supplementary group (name or gid); repeatable
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Give access to a host device, HOST[:CONTAINER][:rwm]; repeatable
+    #[arg(long = "device", value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Allow devices in the device cgroup, e.g. "c 1:3 rwm"; repeatable
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rules: Vec<String>,
+    /// Set a namespaced sysctl (net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*); repeatable
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctls: Vec<String>,
+    /// Set a resource limit, e.g. nofile=1024:2048; repeatable
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// Cgroup namespace: private or host (default: the daemon's, private unless configured)
+    #[arg(long, value_name = "MODE")]
+    pub cgroupns: Option<String>,
     /// Image: a name from `warren image ls`, or an absolute path to a root filesystem dir
     pub image: String,
     /// Command and arguments
@@ -169,6 +203,9 @@ pub struct ExecArgs {
     /// Run in the background
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Give the process every capability the container could be given
+    #[arg(long)]
+    pub privileged: bool,
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -266,12 +303,79 @@ pub fn create_request(
             pids_limit: args.pids_limit,
             nano_cpus,
             init: args.init,
+            ..confinement_options(args)?
         }),
         networking_config: Some(NetworkingConfig {
             endpoints_config: endpoints,
         }),
         ..Default::default()
     })
+}
+
+/// The confinement flags as Docker's HostConfig fields. A `seccomp=FILE` option sends the
+/// file's content, as the docker CLI does (the agent may run on another machine).
+fn confinement_options(args: &CreateArgs) -> Result<HostConfig, Error> {
+    let mut security_opt = Vec::new();
+    for opt in &args.security_opt {
+        let profile = opt
+            .strip_prefix("seccomp=")
+            .or_else(|| opt.strip_prefix("seccomp:"))
+            .filter(|v| !matches!(*v, "unconfined" | "builtin"));
+        match profile {
+            Some(file) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    invalid(format!("opening seccomp profile ({file}) failed: {e}"))
+                })?;
+                security_opt.push(format!("seccomp={text}"));
+            }
+            None => security_opt.push(opt.clone()),
+        }
+    }
+    let mut sysctls = BTreeMap::new();
+    for kv in &args.sysctls {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("invalid --sysctl {kv:?}: expected KEY=VALUE")))?;
+        sysctls.insert(k.to_string(), v.to_string());
+    }
+    let ulimits = args
+        .ulimits
+        .iter()
+        .map(|u| Ulimit::parse(u).map_err(|e| invalid(format!("invalid --ulimit {u:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HostConfig {
+        privileged: args.privileged,
+        cap_add: args.cap_add.clone(),
+        cap_drop: args.cap_drop.clone(),
+        security_opt,
+        readonly_rootfs: args.read_only,
+        group_add: args.group_add.clone(),
+        devices: args.devices.iter().map(|d| device_mapping(d)).collect(),
+        device_cgroup_rules: args.device_cgroup_rules.clone(),
+        sysctls,
+        ulimits,
+        cgroupns_mode: args.cgroupns.clone().unwrap_or_default(),
+        ..HostConfig::default()
+    })
+}
+
+/// `HOST[:CONTAINER][:PERMISSIONS]`, split as the docker CLI does: a last part made only of
+/// r, w and m is the permissions.
+fn device_mapping(spec: &str) -> DeviceMapping {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let is_permissions = |p: &str| !p.is_empty() && p.chars().all(|c| "rwm".contains(c));
+    let (host, container, permissions) = match parts.as_slice() {
+        [host] => (*host, "", ""),
+        [host, last] if is_permissions(last) => (*host, "", *last),
+        [host, container] => (*host, *container, ""),
+        [host, container, permissions, ..] => (*host, *container, *permissions),
+        [] => ("", "", ""),
+    };
+    DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: container.to_string(),
+        cgroup_permissions: permissions.to_string(),
+    }
 }
 
 async fn create(
@@ -642,6 +746,7 @@ pub async fn exec_cmd(global: &GlobalOptions, args: &ExecArgs) -> Result<(), Err
         working_dir: args.workdir.clone().unwrap_or_default(),
         user: args.user.clone().unwrap_or_default(),
         tty: false,
+        privileged: args.privileged,
     };
     let created: Value = client
         .post(

@@ -12,6 +12,7 @@ use crate::agent::Agent;
 use crate::api::host::HostAddr;
 use crate::api::server::{self, Listener};
 use crate::error::{Error, ErrorKind};
+use crate::runtime::confine::Ulimit;
 
 /// warrend: Warren's network agent. Serves a Docker-compatible API on a unix socket and owns
 /// the bridges, veths, nftables table and DNS it creates.
@@ -63,6 +64,25 @@ pub struct DaemonArgs {
     /// Server private key
     #[arg(long, value_name = "FILE")]
     pub tlskey: Option<PathBuf>,
+    /// Default seccomp profile of containers: a file in Docker's format, "builtin" or "unconfined"
+    #[arg(long, value_name = "PROFILE")]
+    pub seccomp_profile: Option<String>,
+    /// Set no_new_privs in every container unless it asks otherwise
+    #[arg(long, action = ArgAction::SetTrue)]
+    pub no_new_privileges: bool,
+    /// Default ulimit of containers, e.g. nofile=1024:2048; repeatable
+    #[arg(long = "default-ulimit", value_name = "ULIMIT", value_parser = parse_ulimit)]
+    pub default_ulimits: Vec<Ulimit>,
+    /// Cgroup namespace of containers that ask for none: private or host [default: private]
+    #[arg(long, value_name = "MODE")]
+    pub default_cgroupns_mode: Option<String>,
+    /// Not supported yet (refused with the reason)
+    #[arg(long, value_name = "USER")]
+    pub userns_remap: Option<String>,
+}
+
+fn parse_ulimit(text: &str) -> Result<Ulimit, String> {
+    Ulimit::parse(text).map_err(|e| e.to_string())
 }
 
 const DAEMON_EXAMPLES: &str = "Examples:
@@ -107,6 +127,16 @@ impl DaemonArgs {
             tlscacert: self.tlscacert.clone(),
             tlscert: self.tlscert.clone(),
             tlskey: self.tlskey.clone(),
+            seccomp_profile: self.seccomp_profile.clone(),
+            no_new_privileges: self.no_new_privileges.then_some(true),
+            default_ulimits: (!self.default_ulimits.is_empty()).then(|| {
+                self.default_ulimits
+                    .iter()
+                    .map(|u| (u.name.clone(), u.clone()))
+                    .collect()
+            }),
+            default_cgroupns_mode: self.default_cgroupns_mode.clone(),
+            userns_remap: self.userns_remap.clone(),
         }
     }
 }

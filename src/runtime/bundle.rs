@@ -22,7 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use super::cgroups::Cgroup;
 use super::shim::ShimReport;
 use super::spec::ContainerSpec;
-use super::{io, write_atomic, RuntimeError, SHIM_ARG};
+use super::{io, write_atomic, RuntimeError};
 
 /// What the shim records once the container's init runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,20 +166,23 @@ impl Bundle {
 
     /// Spawn the shim and wait for its report: the container's init pid, or why it could not
     /// start. The shim detaches itself (double fork, setsid), so it outlives the agent.
-    pub async fn spawn_shim(&self, exe: &Path) -> Result<ShimState, RuntimeError> {
+    /// Start the shim with `command` (see [`super::exe::HelperBinary::command`]) and wait for
+    /// its report.
+    pub async fn spawn_shim(
+        &self,
+        mut command: tokio::process::Command,
+    ) -> Result<ShimState, RuntimeError> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.path("shim.log"))
             .map_err(io("open shim.log"))?;
-        let mut child = tokio::process::Command::new(exe)
-            .arg(SHIM_ARG)
-            .arg(&self.dir)
+        let mut child = command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(log)
             .spawn()
-            .map_err(io(format!("spawn the shim ({})", exe.display())))?;
+            .map_err(io("spawn the shim"))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         let mut report = None;

@@ -8,24 +8,41 @@
 //! `/warren/<id12>` under the root, because v2 forbids enabling controllers for children of a
 //! cgroup that has processes of its own (the root is exempt).
 //!
-//! Only controllers with a limit get a cgroup: a container without limits costs no mkdir.
+//! Every container gets a directory in the v2 hierarchy (where there is one: at
+//! /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host) even without limits: device
+//! rules are enforced there and it is the root of the container's cgroup namespace. The init
+//! is born into it (clone3 with CLONE_INTO_CGROUP), which is nearly free. Docker's default
+//! device rules are one BPF program attached once to the parent, `<v2>/warren`, as the
+//! subtree's default (loading and attaching a program costs about a millisecond, mostly the
+//! verifier); only a container with rules of its own (`--device`, `--device-cgroup-rule`,
+//! `--privileged`) gets a program on its own directory, which overrides the default. v1 hierarchies get a cgroup only for a controller that carries a limit:
+//! moving a process into a v1 cgroup means writing `cgroup.procs`, which takes the kernel's
+//! cgroup-wide threadgroup lock for writing and costs about a millisecond per hierarchy here.
+//! Without a v2 hierarchy, device rules go to the v1 devices controller instead.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::confine::devices::{self, DeviceFilter, DeviceRule};
 use super::spec::Limits;
 use super::{io, RuntimeError};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// CFS period used for --cpus (Docker's).
 const CPU_PERIOD_US: i64 = 100_000;
 
-/// The cgroup directories of one container, one per hierarchy that carries a limit.
+/// The cgroup directories of one container.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
+    /// v1 directories (one per hierarchy that carries a limit, or the devices controller when
+    /// there is no v2 hierarchy), joined by writing `cgroup.procs`.
     pub dirs: Vec<PathBuf>,
+    /// The container's v2 directory: its processes are born into it, its device filter and
+    /// any v2 limits live there.
+    #[serde(default)]
+    pub unified: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,15 +119,33 @@ fn files(limits: &Limits, v2: bool) -> Vec<(&'static str, &'static str, String)>
     out
 }
 
+/// The v2 hierarchy's mount point: /sys/fs/cgroup itself, or /sys/fs/cgroup/unified on a
+/// hybrid host.
+fn unified_mount() -> Option<PathBuf> {
+    [
+        PathBuf::from(CGROUP_ROOT),
+        Path::new(CGROUP_ROOT).join("unified"),
+    ]
+    .into_iter()
+    .find(|m| m.join("cgroup.controllers").exists())
+}
+
 impl Cgroup {
-    /// Create the container's cgroups and write its limits. On failure nothing is left.
-    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup, RuntimeError> {
+    /// Create the container's cgroups, write its limits and install its device rules
+    /// (`None`: every device allowed). On failure nothing is left.
+    pub fn create(
+        id: &str,
+        limits: &Limits,
+        device_rules: Option<&[DeviceRule]>,
+    ) -> Result<Cgroup, RuntimeError> {
         let mut cgroup = Cgroup::default();
-        if limits.is_empty() {
-            return Ok(cgroup);
-        }
         let short = &id[..id.len().min(12)];
         let result = (|| {
+            if let Some(mount) = unified_mount() {
+                let dir = mount.join("warren").join(short);
+                fs::create_dir_all(&dir).map_err(io(format!("create cgroup {}", dir.display())))?;
+                cgroup.unified = Some(dir);
+            }
             for controller in ["memory", "pids", "cpu"] {
                 let Some(h) = find(controller) else { continue };
                 let v2 = matches!(h, Hierarchy::V2(_));
@@ -122,19 +157,15 @@ impl Cgroup {
                     continue;
                 }
                 let dir = match &h {
-                    Hierarchy::V1(mount) => mount
-                        .join(own_v1_path(controller).trim_start_matches('/'))
-                        .join(format!("warren-{short}")),
+                    Hierarchy::V1(mount) => cgroup.v1_dir(mount, controller, short)?,
                     Hierarchy::V2(mount) => {
                         enable_v2(mount, controller)?;
-                        mount.join("warren").join(short)
+                        cgroup
+                            .unified
+                            .clone()
+                            .unwrap_or_else(|| mount.join("warren").join(short))
                     }
                 };
-                if !cgroup.dirs.contains(&dir) {
-                    fs::create_dir_all(&dir)
-                        .map_err(io(format!("create cgroup {}", dir.display())))?;
-                    cgroup.dirs.push(dir.clone());
-                }
                 for (_, file, value) in wanted {
                     // memory.swap.max is absent without swap accounting: best effort.
                     let r = fs::write(dir.join(file), &value);
@@ -154,6 +185,7 @@ impl Cgroup {
                     missing.join(", ")
                 )));
             }
+            cgroup.restrict_devices(device_rules, short)?;
             Ok(())
         })();
         match result {
@@ -165,19 +197,85 @@ impl Cgroup {
         }
     }
 
-    /// Move the calling process into every cgroup of the container ("0" means "me").
-    pub fn join_self(&self) -> Result<(), RuntimeError> {
-        for dir in &self.dirs {
-            fs::write(dir.join("cgroup.procs"), "0")
-                .map_err(io(format!("join cgroup {}", dir.display())))?;
+    /// `<the shim's own cgroup>/warren-<id12>` in a v1 hierarchy, created and remembered.
+    fn v1_dir(
+        &mut self,
+        mount: &Path,
+        controller: &str,
+        short: &str,
+    ) -> Result<PathBuf, RuntimeError> {
+        let dir = mount
+            .join(own_v1_path(controller).trim_start_matches('/'))
+            .join(format!("warren-{short}"));
+        if !self.dirs.contains(&dir) {
+            fs::create_dir_all(&dir).map_err(io(format!("create cgroup {}", dir.display())))?;
+            self.dirs.push(dir.clone());
         }
-        Ok(())
+        Ok(dir)
     }
 
-    /// Move `pid` into the container's cgroups (for `exec`).
-    pub fn add(&self, pid: u32) -> Result<(), RuntimeError> {
-        for dir in &self.dirs {
-            fs::write(dir.join("cgroup.procs"), pid.to_string())
+    /// Allow exactly `rules` (`None`: every device): Docker's defaults through the parent's
+    /// program (installed here if missing), anything else through a program on the
+    /// container's own v2 directory; on a host without v2, the v1 devices controller.
+    fn restrict_devices(
+        &mut self,
+        rules: Option<&[DeviceRule]>,
+        short: &str,
+    ) -> Result<(), RuntimeError> {
+        let failed =
+            |e: devices::DeviceError| RuntimeError::Invalid(format!("restrict devices: {e}"));
+        let everything = [DeviceRule {
+            kind: devices::DeviceType::All,
+            major: None,
+            minor: None,
+            access: devices::Access::ALL,
+        }];
+        if let Some(dir) = &self.unified {
+            let rules = rules.unwrap_or(&everything);
+            let parent = dir.parent().unwrap_or(dir);
+            if rules == devices::default_rules().as_slice() {
+                if !devices::has_filter(parent).map_err(failed)? {
+                    install_default_device_filter(parent).map_err(failed)?;
+                }
+                return Ok(());
+            }
+            return DeviceFilter::load(rules)
+                .and_then(|filter| filter.attach(dir))
+                .map_err(failed);
+        }
+        let Some(rules) = rules else {
+            return Ok(()); // the shim's own devices cgroup: every device
+        };
+        match find("devices") {
+            Some(Hierarchy::V1(mount)) => {
+                let dir = self.v1_dir(&mount, "devices", short)?;
+                devices::apply_v1(&dir, rules).map_err(failed)
+            }
+            _ => Err(RuntimeError::Invalid(
+                "this host has neither a cgroup v2 hierarchy nor the v1 devices controller; \
+                 device access cannot be restricted (only --privileged containers can run)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The v2 directory, opened for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn unified_dir(&self) -> Option<std::io::Result<fs::File>> {
+        self.unified.as_ref().map(|dir| {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(dir)
+        })
+    }
+
+    /// Move the calling process into the container's v1 cgroups ("0" means "me"), and into
+    /// its v2 one when `unified_too` (a process that was not born there).
+    pub fn join_self(&self, unified_too: bool) -> Result<(), RuntimeError> {
+        let unified = self.unified.iter().filter(|_| unified_too);
+        for dir in self.dirs.iter().chain(unified) {
+            fs::write(dir.join("cgroup.procs"), "0")
                 .map_err(io(format!("join cgroup {}", dir.display())))?;
         }
         Ok(())
@@ -186,7 +284,7 @@ impl Cgroup {
     /// Remove the cgroups (after the container's processes are gone). Retries briefly: the
     /// kernel releases a cgroup a moment after its last task is reaped.
     pub fn remove(&self) {
-        for dir in &self.dirs {
+        for dir in self.dirs.iter().chain(self.unified.iter()) {
             for _ in 0..50 {
                 match fs::remove_dir(dir) {
                     Ok(()) => break,
@@ -196,6 +294,25 @@ impl Cgroup {
             }
         }
     }
+}
+
+/// Attach Docker's default device rules to `parent` (`<v2>/warren`) for every container
+/// cgroup below it; attaching again replaces the program.
+fn install_default_device_filter(parent: &Path) -> Result<(), devices::DeviceError> {
+    DeviceFilter::load(&devices::default_rules())?.attach_as_default(parent)
+}
+
+/// The agent's part, once at start: `<v2>/warren` with the default device rules of this
+/// version attached (replacing an older agent's), so that no container start pays for it.
+/// Nothing to do on a host without a v2 hierarchy.
+pub fn prepare() -> Result<(), RuntimeError> {
+    let Some(mount) = unified_mount() else {
+        return Ok(());
+    };
+    let parent = mount.join("warren");
+    fs::create_dir_all(&parent).map_err(io(format!("create cgroup {}", parent.display())))?;
+    install_default_device_filter(&parent)
+        .map_err(|e| RuntimeError::Invalid(format!("restrict devices: {e}")))
 }
 
 /// v2: a controller must be enabled in every ancestor's subtree_control.

@@ -6,6 +6,7 @@
 //! execs; the helper exits with the child's exit code.
 
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use nix::sched::{setns, CloneFlags};
@@ -13,7 +14,10 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::ForkResult;
 
 use super::bundle::Bundle;
-use super::process::{self, ProcessSpec};
+use super::confine::caps::CapSet;
+use super::confine::seccomp::Program;
+use super::process::{self, Identity, ProcessSpec};
+use super::spec::ContainerSpec;
 use super::{io, os_err, sys, RuntimeError};
 
 /// Exit code of the helper when it could not even start the process (Docker's 126/127
@@ -41,8 +45,22 @@ fn run(bundle_dir: &Path, spec_json: &str) -> Result<i32, RuntimeError> {
     let state = bundle.running().ok_or_else(|| RuntimeError::NotRunning {
         id: container.id.clone(),
     })?;
-    // Open every namespace first: once in the container's mount namespace, /proc is its own.
-    let kinds = ["ipc", "uts", "net", "pid", "mnt"];
+    let confinement = &container.confinement;
+    // Everything from the host's side first: once in the container's mount namespace, /proc
+    // and the bundle are out of reach.
+    let seccomp = match (&confinement.seccomp, exec.privileged) {
+        (Some(path), false) => Some(
+            std::fs::read(path)
+                .map_err(io(format!("read {}", path.display())))
+                .and_then(|b| {
+                    Program::from_bytes(b).map_err(|e| {
+                        RuntimeError::Invalid(format!("seccomp filter {}: {e}", path.display()))
+                    })
+                })?,
+        ),
+        _ => None,
+    };
+    let kinds = ["ipc", "uts", "net", "cgroup", "pid", "mnt"];
     let files = kinds
         .iter()
         .map(|k| {
@@ -50,7 +68,12 @@ fn run(bundle_dir: &Path, spec_json: &str) -> Result<i32, RuntimeError> {
             File::open(&path).map_err(io(format!("open {path}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    state.cgroup.join_self()?;
+    let unified = state
+        .cgroup
+        .unified_dir()
+        .transpose()
+        .map_err(io("open the container's cgroup"))?;
+    state.cgroup.join_self(false)?;
     for (kind, file) in kinds.iter().zip(&files) {
         setns(file, CloneFlags::empty()).map_err(os_err(format!("enter the {kind} namespace")))?;
     }
@@ -70,12 +93,25 @@ fn run(bundle_dir: &Path, spec_json: &str) -> Result<i32, RuntimeError> {
         } else {
             exec.user.clone()
         },
+        privileged: exec.privileged,
     };
-    match sys::fork().map_err(os_err("fork"))? {
+    // The child is born in the container's v2 cgroup (its device filter applies to it).
+    let forked = match &unified {
+        Some(dir) => match sys::fork_into_cgroup(dir.as_fd()) {
+            Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG) => {
+                state.cgroup.join_self(true)?;
+                sys::fork()
+            }
+            other => other,
+        },
+        None => sys::fork(),
+    };
+    match forked.map_err(os_err("fork"))? {
         ForkResult::Child => {
+            drop(unified);
             sys::reset_signal_dispositions();
             sys::cloexec_from_3();
-            let err = match process::exec(&process, Some(&container.hostname)) {
+            let err = match become_process(&process, &container, seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -101,4 +137,22 @@ fn run(bundle_dir: &Path, spec_json: &str) -> Result<i32, RuntimeError> {
             }
         },
     }
+}
+
+/// In the forked child, inside the container: the container's confinement (every capability
+/// the container could be given for `exec --privileged`, as Docker), then exec.
+fn become_process(
+    process: &ProcessSpec,
+    container: &ContainerSpec,
+    seccomp: Option<&Program>,
+) -> Result<std::convert::Infallible, RuntimeError> {
+    let confinement = &container.confinement;
+    let identity = Identity::resolve(Path::new("/"), &process.user, &confinement.group_add)?;
+    let capabilities = if process.privileged {
+        CapSet::own_bounding()
+    } else {
+        confinement.capabilities
+    };
+    process::drop_privileges(&identity, confinement, capabilities, seccomp)?;
+    process::exec(process, Some(&container.hostname), &identity.home)
 }

@@ -31,6 +31,7 @@
 pub mod bundle;
 pub mod cgroups;
 pub mod confine;
+pub mod exe;
 pub mod exec;
 pub mod image;
 mod init;
@@ -46,11 +47,6 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 use crate::error::{ErrorKind, HasKind};
-
-/// The hidden first argument that turns `warrend` into a container shim.
-pub const SHIM_ARG: &str = "__warren-shim";
-/// The hidden first argument that turns `warrend` into an exec helper.
-pub const EXEC_ARG: &str = "__warren-exec";
 
 /// What went wrong in the runtime. Child-side failures travel to the agent as text (the
 /// `ShimReport::Failed` message), so their variants matter mostly for the message.

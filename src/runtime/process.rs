@@ -1,14 +1,19 @@
 //! A process to run inside a container (the command, or an `exec`): argv, environment,
-//! working directory and user, and the last steps before `execve` — switch user, change
-//! directory, find the program on the container's PATH.
+//! working directory and user, and the last steps before `execve` — give up privileges
+//! (resource limits, capabilities, seccomp, user and groups), change directory, find the
+//! program on the container's PATH.
 
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Uid};
+use rustix::thread::{CapabilitySet, CapabilitySets};
 use serde::{Deserialize, Serialize};
 
+use super::confine::caps::CapSet;
+use super::confine::seccomp::Program;
+use super::confine::Confinement;
 use super::{os_err, RuntimeError};
 
 /// The PATH a container gets when its image sets none (Docker's default).
@@ -23,6 +28,151 @@ pub struct ProcessSpec {
     pub cwd: String,
     /// `user`, `uid`, `user:group` or `uid:gid`; empty means root.
     pub user: String,
+    /// `exec --privileged`: every capability the container could be given.
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+/// Who a process runs as, resolved against the container's /etc/passwd and /etc/group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups: the groups listing the user as a member, plus `--group-add`.
+    pub groups: Vec<u32>,
+    pub home: String,
+}
+
+impl Identity {
+    /// `user` (and `group_add`) resolved under `root` (the container's root directory).
+    pub fn resolve(
+        root: &Path,
+        user: &str,
+        group_add: &[String],
+    ) -> Result<Identity, RuntimeError> {
+        let (uid, gid, home) = resolve_user(root, user)?;
+        let groups_file = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+        let entries: Vec<Vec<&str>> = groups_file
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 3)
+            .collect();
+        let mut groups = Vec::new();
+        // Member groups only when the user was named (a bare uid names no member).
+        let name = user.split(':').next().unwrap_or_default();
+        let explicit_group = user.contains(':');
+        if !name.is_empty() && name.parse::<u32>().is_err() && !explicit_group {
+            for f in &entries {
+                if f.get(3).is_some_and(|m| m.split(',').any(|m| m == name)) {
+                    if let Ok(g) = f[2].parse::<u32>() {
+                        groups.push(g);
+                    }
+                }
+            }
+        }
+        for g in group_add {
+            let gid = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => entries
+                    .iter()
+                    .find(|f| f[0] == g)
+                    .and_then(|f| f[2].parse().ok())
+                    .ok_or_else(|| {
+                        RuntimeError::Invalid(format!(
+                            "Unable to find group {g}: no matching entries in group file"
+                        ))
+                    })?,
+            };
+            groups.push(gid);
+        }
+        if groups.is_empty() {
+            groups.push(gid);
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        Ok(Identity {
+            uid,
+            gid,
+            groups,
+            home: home.unwrap_or_else(|| "/".into()),
+        })
+    }
+}
+
+/// Give up everything the process may not keep, in the order the kernel demands: resource
+/// limits (raising one needs CAP_SYS_RESOURCE), the bounding set (CAP_SETPCAP), seccomp when it
+/// must be loaded while CAP_SYS_ADMIN is still held (without no_new_privs), groups and ids
+/// (CAP_SETGID/CAP_SETUID), the capability sets, no_new_privs, and seccomp last when
+/// no_new_privs lets an unprivileged process load it (then a profile may block setuid & co).
+/// A root process keeps `capabilities` as permitted and effective; any other user holds none
+/// (as under Docker); nothing is inheritable or ambient.
+pub fn drop_privileges(
+    identity: &Identity,
+    confinement: &Confinement,
+    capabilities: CapSet,
+    seccomp: Option<&Program>,
+) -> Result<(), RuntimeError> {
+    for limit in &confinement.ulimits {
+        let Some(resource) = limit.resource() else {
+            continue;
+        };
+        let value = |v: i64| u64::try_from(v).ok();
+        rustix::process::setrlimit(
+            resource,
+            rustix::process::Rlimit {
+                current: value(limit.soft),
+                maximum: value(limit.hard),
+            },
+        )
+        .map_err(|e| RuntimeError::StartFailed(format!("set ulimit {}: {e}", limit.name)))?;
+    }
+    for n in 0..64u32 {
+        let cap = CapabilitySet::from_bits_retain(1 << n);
+        match rustix::thread::capability_is_in_bounding_set(cap) {
+            Ok(true) if !capabilities.contains(CapSet(1 << n)) => {
+                rustix::thread::remove_capability_from_bounding_set(cap)
+                    .map_err(|e| RuntimeError::StartFailed(format!("drop capability {n}: {e}")))?;
+            }
+            Ok(_) => {}
+            Err(_) => break, // past the kernel's last capability
+        }
+    }
+    let load_seccomp = |program: &Program| {
+        program
+            .load()
+            .map_err(|e| RuntimeError::StartFailed(format!("load the seccomp filter: {e}")))
+    };
+    if let (Some(program), false) = (seccomp, confinement.no_new_privileges) {
+        load_seccomp(program)?;
+    }
+    let gids: Vec<Gid> = identity.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&gids).map_err(os_err("setgroups"))?;
+    nix::unistd::setgid(Gid::from_raw(identity.gid)).map_err(os_err("setgid"))?;
+    // Leaving uid 0 clears the permitted and effective sets (no PR_SET_KEEPCAPS).
+    nix::unistd::setuid(Uid::from_raw(identity.uid)).map_err(os_err("setuid"))?;
+    let held = if identity.uid == 0 {
+        CapabilitySet::from_bits_retain(capabilities.0)
+    } else {
+        CapabilitySet::empty()
+    };
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: held,
+            permitted: held,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .map_err(|e| RuntimeError::StartFailed(format!("set capabilities: {e}")))?;
+    rustix::thread::clear_ambient_capability_set()
+        .map_err(|e| RuntimeError::StartFailed(format!("clear ambient capabilities: {e}")))?;
+    if confinement.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(os_err("set no_new_privs"))?;
+        if let Some(program) = seccomp {
+            load_seccomp(program)?;
+        }
+    }
+    Ok(())
 }
 
 /// Resolve `user` against `/etc/passwd` and `/etc/group` under `root` (the container's).
@@ -121,17 +271,16 @@ pub fn find_program(program: &str, env: &[String]) -> Result<PathBuf, RuntimeErr
     )))
 }
 
-/// Become `spec` in the current (already containerised) root: user, directory, environment,
-/// then execve. `hostname` feeds `HOSTNAME` (None for `exec`, which inherits it via env).
-/// Returns only on failure.
-pub fn exec(spec: &ProcessSpec, hostname: Option<&str>) -> Result<Infallible, RuntimeError> {
-    let (uid, gid, home) = resolve_user(Path::new("/"), &spec.user)?;
-    let home = home.unwrap_or_else(|| "/".into());
-    let env = environment(&spec.env, hostname, &home);
+/// Become `spec` in the current (already containerised and confined) root: environment,
+/// directory, then execve. `hostname` feeds `HOSTNAME` (None for `exec`, which inherits it via
+/// env); `home` is the user's home directory. Returns only on failure.
+pub fn exec(
+    spec: &ProcessSpec,
+    hostname: Option<&str>,
+    home: &str,
+) -> Result<Infallible, RuntimeError> {
+    let env = environment(&spec.env, hostname, home);
     let cwd = if spec.cwd.is_empty() { "/" } else { &spec.cwd };
-    // Docker creates a missing working directory.
-    std::fs::create_dir_all(cwd)
-        .map_err(|e| RuntimeError::StartFailed(format!("create working directory {cwd}: {e}")))?;
     let program = spec
         .args
         .first()
@@ -146,11 +295,6 @@ pub fn exec(spec: &ProcessSpec, hostname: Option<&str>) -> Result<Infallible, Ru
         .collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let cpath = cstr(&path.to_string_lossy())?;
-    if uid != 0 || gid != 0 {
-        nix::unistd::setgroups(&[Gid::from_raw(gid)]).map_err(os_err("setgroups"))?;
-        nix::unistd::setgid(Gid::from_raw(gid)).map_err(os_err("setgid"))?;
-        nix::unistd::setuid(Uid::from_raw(uid)).map_err(os_err("setuid"))?;
-    }
     nix::unistd::chdir(cwd)
         .map_err(|e| RuntimeError::StartFailed(format!("chdir to working directory {cwd}: {e}")))?;
     let err = match nix::unistd::execve(&cpath, &argv, &envp) {
@@ -199,6 +343,43 @@ mod tests {
         );
         assert!(resolve_user(dir.path(), "nobody").is_err());
         assert!(resolve_user(dir.path(), "www:nogroup").is_err());
+    }
+
+    #[test]
+    fn identities_carry_member_and_added_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nwww:x:33:\nvideo:x:27:www,other\naudio:x:29:\n",
+        )
+        .unwrap();
+        let id = Identity::resolve(dir.path(), "www", &[]).unwrap();
+        assert_eq!((id.uid, id.gid, id.groups.clone()), (33, 33, vec![27]));
+        assert_eq!(id.home, "/var/www");
+        let id = Identity::resolve(dir.path(), "www", &["audio".into(), "1234".into()]).unwrap();
+        assert_eq!(id.groups, vec![27, 29, 1234]);
+        // A bare uid or an explicit group names no member groups; the primary gid stands in.
+        assert_eq!(
+            Identity::resolve(dir.path(), "1000", &[]).unwrap().groups,
+            vec![0]
+        );
+        assert_eq!(
+            Identity::resolve(dir.path(), "www:audio", &[])
+                .unwrap()
+                .groups,
+            vec![29]
+        );
+        let err = Identity::resolve(dir.path(), "", &["nogroup".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Unable to find group nogroup: no matching entries in group file"
+        );
     }
 
     #[test]

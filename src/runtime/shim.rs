@@ -107,7 +107,11 @@ fn run(bundle: &Bundle) -> Result<(), RuntimeError> {
         .set_nonblocking(true)
         .map_err(io("set the socket non-blocking"))?;
     let mut log = LogWriter::open(&spec.log).map_err(io(format!("open {}", spec.log.display())))?;
-    let cgroup = Cgroup::create(&spec.id, &spec.limits)?;
+    let cgroup = Cgroup::create(
+        &spec.id,
+        &spec.limits,
+        spec.confinement.device_rules.as_deref(),
+    )?;
     let started = start(bundle, &spec, &cgroup, listener, &mut log);
     if started.is_err() {
         cgroup.remove();
@@ -130,15 +134,36 @@ fn start(
     chld.thread_block().map_err(os_err("block SIGCHLD"))?;
     let sfd = SignalFd::with_flags(&chld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(os_err("create a signalfd"))?;
-    // Our next child is PID 1 of a new PID namespace; the shim itself stays outside.
+    // Our next child is PID 1 of a new PID namespace; the shim itself stays outside. It is
+    // born in the container's v2 cgroup where the kernel allows (see cgroups).
     unshare(CloneFlags::CLONE_NEWPID).map_err(os_err("create a PID namespace"))?;
-    let child = match sys::fork().map_err(os_err("fork the container's init"))? {
+    let unified = cgroup
+        .unified_dir()
+        .transpose()
+        .map_err(io("open the container's cgroup"))?;
+    let (forked, in_unified) = match &unified {
+        Some(dir) => match sys::fork_into_cgroup(dir.as_fd()) {
+            Ok(forked) => (forked, true),
+            // Kernels before 5.7 have no CLONE_INTO_CGROUP: the init joins it itself.
+            Err(nix::errno::Errno::ENOSYS | nix::errno::Errno::E2BIG) => (
+                sys::fork().map_err(os_err("fork the container's init"))?,
+                false,
+            ),
+            Err(e) => return Err(os_err("fork the container's init")(e)),
+        },
+        None => (
+            sys::fork().map_err(os_err("fork the container's init"))?,
+            true,
+        ),
+    };
+    let child = match forked {
         ForkResult::Child => {
-            drop((read, listener, sfd));
-            init::run(spec, cgroup, write)
+            drop((read, listener, sfd, unified));
+            init::run(spec, cgroup, in_unified, write)
         }
         ForkResult::Parent { child } => child,
     };
+    drop(unified);
     drop(write);
     let [out_r, err_r, sync_r] = read;
     let mut text = String::new();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::confine::Confinement;
 use super::process::ProcessSpec;
 
 /// One container, as the shim and the init see it.
@@ -25,6 +26,8 @@ pub struct ContainerSpec {
     /// Files bind-mounted over paths in the container (`/etc/hosts` ← bundle/hosts).
     pub mounts: Vec<BindFile>,
     pub limits: Limits,
+    /// What the container's processes may do (capabilities, seccomp, devices, masked paths…).
+    pub confinement: Confinement,
     /// PID 1 is the built-in init (reaps zombies, forwards signals); otherwise the command.
     pub init: bool,
     /// stdout/stderr of the command are appended here (JSON lines, see `logs`).

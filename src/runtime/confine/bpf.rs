@@ -27,6 +27,9 @@ pub const EXIT: u8 = 0x90;
 /// `enum bpf_cmd`.
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_QUERY: libc::c_long = 16;
+/// Attach flag: a program in a descendant cgroup replaces this one for that subtree.
+pub const F_ALLOW_OVERRIDE: u32 = 1;
 /// `enum bpf_prog_type`.
 pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 /// `enum bpf_attach_type`.
@@ -191,6 +194,39 @@ pub fn prog_attach(
     Errno::result(ret).map(drop)
 }
 
+/// The `BPF_PROG_QUERY` part of `union bpf_attr`, up to `prog_cnt`.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _pad: u32,
+}
+
+/// How many programs of `attach_type` are attached to `target` itself (not inherited).
+pub fn prog_count(target: BorrowedFd<'_>, attach_type: u32) -> Result<u32, Errno> {
+    let mut attr = ProgQueryAttr {
+        target_fd: fd_u32(target),
+        attach_type,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid BPF_PROG_QUERY attribute of the size passed; with no id
+    // buffer (`prog_ids` 0) the kernel only writes the count and flags back into `attr`.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut attr as *mut ProgQueryAttr,
+            size_of::<ProgQueryAttr>(),
+        )
+    };
+    Errno::result(ret).map(|_| attr.prog_cnt)
+}
+
 /// An open descriptor is never negative.
 fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
     fd.as_raw_fd().unsigned_abs()
@@ -206,6 +242,8 @@ mod tests {
     fn attr_layouts_match_the_kernel_uapi() {
         // Offsets from linux/bpf.h (x86_64 and every other 64-bit-aligned ABI alike).
         assert_eq!(size_of::<Insn>(), 8);
+        assert_eq!(offset_of!(ProgQueryAttr, prog_ids), 16);
+        assert_eq!(offset_of!(ProgQueryAttr, prog_cnt), 24);
         assert_eq!(offset_of!(ProgLoadAttr, insns), 8);
         assert_eq!(offset_of!(ProgLoadAttr, license), 16);
         assert_eq!(offset_of!(ProgLoadAttr, log_level), 24);

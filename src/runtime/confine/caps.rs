@@ -211,9 +211,7 @@ pub fn container_set(
     } else if drops.all {
         adds.set
     } else {
-        CapSet::docker_default()
-            .without(drops.set)
-            .union(adds.set)
+        CapSet::docker_default().without(drops.set).union(adds.set)
     }
     .intersect(everything))
 }

@@ -614,24 +614,54 @@ impl DeviceFilter {
         self.insn_count
     }
 
-    /// Attach the program to a cgroup v2 directory (exclusive attachment: flags 0).
+    /// Attach the program to a cgroup v2 directory, for it alone (flags 0).
     pub fn attach(&self, cgroup_dir: &Path) -> Result<(), DeviceError> {
-        let dir = nix::fcntl::open(
-            cgroup_dir,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
+        self.attach_with(cgroup_dir, 0)
+    }
+
+    /// Attach the program to a cgroup v2 directory as the default of its subtree: a
+    /// descendant cgroup with a program of its own uses that one instead
+    /// (`BPF_F_ALLOW_OVERRIDE`). Attaching again replaces the program.
+    pub fn attach_as_default(&self, cgroup_dir: &Path) -> Result<(), DeviceError> {
+        self.attach_with(cgroup_dir, bpf::F_ALLOW_OVERRIDE)
+    }
+
+    fn attach_with(&self, cgroup_dir: &Path, flags: u32) -> Result<(), DeviceError> {
+        let dir = open_cgroup(cgroup_dir)?;
+        bpf::prog_attach(
+            dir.as_fd(),
+            self.prog.as_fd(),
+            bpf::ATTACH_CGROUP_DEVICE,
+            flags,
         )
-        .map_err(|source| DeviceError::OpenCgroup {
+        .map_err(|source| DeviceError::AttachProgram {
             path: cgroup_dir.to_path_buf(),
             source,
-        })?;
-        bpf::prog_attach(dir.as_fd(), self.prog.as_fd(), bpf::ATTACH_CGROUP_DEVICE, 0).map_err(
-            |source| DeviceError::AttachProgram {
-                path: cgroup_dir.to_path_buf(),
-                source,
-            },
-        )
+        })
     }
+}
+
+/// Whether a device program is attached to the cgroup v2 directory itself.
+pub fn has_filter(cgroup_dir: &Path) -> Result<bool, DeviceError> {
+    let dir = open_cgroup(cgroup_dir)?;
+    bpf::prog_count(dir.as_fd(), bpf::ATTACH_CGROUP_DEVICE)
+        .map(|n| n > 0)
+        .map_err(|source| DeviceError::AttachProgram {
+            path: cgroup_dir.to_path_buf(),
+            source,
+        })
+}
+
+fn open_cgroup(cgroup_dir: &Path) -> Result<OwnedFd, DeviceError> {
+    nix::fcntl::open(
+        cgroup_dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|source| DeviceError::OpenCgroup {
+        path: cgroup_dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Load `insns`; on failure load again with a log buffer, so the error carries the
