@@ -14,7 +14,9 @@ lab_start_agent
 ROOT=$(busybox_rootfs)
 add_host_binary "$ROOT" /usr/bin/ipcmk
 add_host_binary "$ROOT" /usr/bin/ipcs
-"$WARREN" run -d --name lab6 --hostname lab6-box "$ROOT" sleep 1000 >/dev/null
+# Mounting needs CAP_SYS_ADMIN, which containers do not get by default (lab 11); this one asks
+# for it so step 5 can show a mount of its own.
+"$WARREN" run -d --name lab6 --hostname lab6-box --cap-add SYS_ADMIN "$ROOT" sleep 1000 >/dev/null
 defer "'$WARREN' rm -f lab6"
 
 say "2. UTS: the container has its own hostname"
@@ -54,6 +56,10 @@ if has "$host" "^0x[0-9a-f]+ +$qid "; then fail "the container's queue $qid show
 note "the host's ipcs -q does not list queue $qid: System V IPC is per IPC namespace"
 
 say "5. Mount: mounts made inside are not seen outside"
+if "$WARREN" run --rm "$ROOT" mount -t tmpfs x /mnt 2>/dev/null; then
+    fail "a default container could mount a file system"
+fi
+note "a default container may not mount anything (no CAP_SYS_ADMIN); lab6 runs with --cap-add SYS_ADMIN"
 "$WARREN" exec lab6 sh -c 'mkdir -p /mnt/lab6 && mount -t tmpfs lab6-tmpfs /mnt/lab6'
 has "$("$WARREN" exec lab6 cat /proc/mounts)" '^lab6-tmpfs /mnt/lab6 tmpfs' || fail "the mount is not there inside"
 if grep -q lab6-tmpfs /proc/mounts; then fail "the container's mount leaked to the host"; fi

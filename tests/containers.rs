@@ -9,39 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Agent, Sandbox};
-
-/// A busybox root filesystem (Debian's busybox-static) under the sandbox's temp dir.
-fn rootfs(sb: &Sandbox) -> String {
-    let root = sb.dir.path().join("rootfs");
-    if !root.exists() {
-        for d in ["bin", "etc", "tmp", "root"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
-        // The applet links are made here rather than by running the fresh copy: exec'ing a
-        // file just written races with other test threads forking while it was open for
-        // writing (ETXTBSY).
-        let list = std::process::Command::new("/bin/busybox")
-            .arg("--list")
-            .output()
-            .unwrap();
-        assert!(list.status.success(), "busybox --list");
-        for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
-            let link = root.join("bin").join(applet);
-            if !link.exists() {
-                std::os::unix::fs::symlink("busybox", &link).unwrap();
-            }
-        }
-        std::fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        )
-        .unwrap();
-        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
-    }
-    root.display().to_string()
-}
+use common::{busybox_rootfs as rootfs, Agent, Sandbox};
 
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{bin, Agent, Sandbox};
+use common::{bin, busybox_rootfs as rootfs, Agent, Sandbox};
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
@@ -558,21 +558,6 @@ fn garbage_gets_no_answer_and_does_not_hurt() {
 }
 
 /// A busybox root filesystem (Debian's busybox-static) under the sandbox's temp dir.
-fn rootfs(sb: &Sandbox) -> String {
-    let root = sb.dir.path().join("rootfs");
-    for d in ["bin", "etc", "tmp", "root"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
-    let st = std::process::Command::new("chroot")
-        .arg(&root)
-        .args(["/bin/busybox", "--install", "-s", "/bin"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "busybox --install");
-    root.display().to_string()
-}
-
 #[test]
 fn containers_resolve_each_other_on_user_networks_only() {
     let sb = Sandbox::with_pid_namespace();

@@ -393,6 +393,18 @@ impl Sandbox {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The real docker CLI against the agent (its own config dir, so no user settings apply).
+    pub fn docker(&self, agent: &Agent, args: &[&str]) -> Output {
+        self.cmd("docker")
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .arg("-H")
+            .arg(agent.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the docker CLI (install docker.io)")
+    }
+
     /// A raw HTTP request to the agent's socket with curl; `body` is sent byte for byte.
     pub fn api(&self, agent: &Agent, method: &str, path: &str, body: Option<&str>) -> Reply {
         use std::io::Write;
@@ -466,4 +478,33 @@ impl Sandbox {
             .status
             .success()
     }
+}
+
+/// A busybox root filesystem (Debian's busybox-static) under the sandbox's temp dir.
+pub fn busybox_rootfs(sb: &Sandbox) -> String {
+    let root = sb.dir.path().join("rootfs");
+    if !root.exists() {
+        for d in ["bin", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
+        // The applet links are made here rather than by running the fresh copy: exec'ing a
+        // file just written races with other test threads forking while it was open for
+        // writing (ETXTBSY).
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        assert!(list.status.success(), "busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+            let link = root.join("bin").join(applet);
+            if !link.exists() {
+                std::os::unix::fs::symlink("busybox", &link).unwrap();
+            }
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    }
+    root.display().to_string()
 }
