@@ -24,6 +24,9 @@ use crate::agent::Agent;
 use crate::api::error::{ApiError, JsonBody};
 use crate::api::filters::{query_bool, Filters};
 use crate::api::types::{null_as_default, EndpointSettings};
+use crate::api::unsupported::{
+    Unsupported, CONFIG_TOLERATED, EXEC_TOLERATED, HOST_CONFIG_TOLERATED,
+};
 use crate::error::ErrorKind;
 use crate::runtime::confine::{
     caps, CgroupnsMode, DeviceMapping, SecurityOptions, SecurityOpts, Ulimit, DEFAULT_MASKED_PATHS,
@@ -52,7 +55,8 @@ pub fn routes() -> Router<Arc<Agent>> {
 
 // ---- Wire types (requests; answers are built as JSON values) ----
 
-/// `POST /containers/create` body (the fields Warren uses; others are ignored).
+/// `POST /containers/create` body: the fields Warren implements; any other set to a
+/// non-default value is refused ([`ContainerCreateRequest::refuse_unsupported`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerCreateRequest {
@@ -73,13 +77,14 @@ pub struct ContainerCreateRequest {
     #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "null_as_default")]
-    pub tty: bool,
-    #[serde(default, deserialize_with = "null_as_default")]
     pub exposed_ports: BTreeMap<String, Value>,
     #[serde(default)]
     pub host_config: Option<HostConfig>,
     #[serde(default)]
     pub networking_config: Option<NetworkingConfig>,
+    /// Everything else Docker's `Config` has: refused unless zero (see `unsupported`).
+    #[serde(flatten, skip_serializing)]
+    pub unsupported: Unsupported,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -129,6 +134,27 @@ pub struct HostConfig {
     pub masked_paths: Option<Vec<String>>,
     #[serde(default)]
     pub readonly_paths: Option<Vec<String>>,
+    #[serde(flatten, skip_serializing)]
+    pub unsupported: Unsupported,
+}
+
+impl ContainerCreateRequest {
+    /// Refuse any field Warren does not implement that is set (Config, HostConfig and every
+    /// endpoint of NetworkingConfig).
+    pub fn refuse_unsupported(&self) -> Result<(), ApiError> {
+        self.unsupported.refuse("", CONFIG_TOLERATED)?;
+        if let Some(host) = &self.host_config {
+            host.unsupported
+                .refuse("HostConfig.", HOST_CONFIG_TOLERATED)?;
+        }
+        if let Some(networking) = &self.networking_config {
+            for (network, endpoint) in &networking.endpoints_config {
+                endpoint
+                    .refuse_unsupported(&format!("NetworkingConfig.EndpointsConfig.{network}."))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl HostConfig {
@@ -201,9 +227,9 @@ pub struct ExecCreateRequest {
     #[serde(default, deserialize_with = "null_as_default")]
     pub user: String,
     #[serde(default, deserialize_with = "null_as_default")]
-    pub tty: bool,
-    #[serde(default, deserialize_with = "null_as_default")]
     pub privileged: bool,
+    #[serde(flatten, skip_serializing)]
+    pub unsupported: Unsupported,
 }
 
 /// `Cmd`/`Entrypoint`: a list, a single string, or null.
@@ -467,6 +493,7 @@ async fn create(
     Query(query): Q,
     JsonBody(request): JsonBody<ContainerCreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request.refuse_unsupported()?;
     let security = request
         .host_config
         .clone()
@@ -788,6 +815,7 @@ async fn exec_create(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<ExecCreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    request.unsupported.refuse("", EXEC_TOLERATED)?;
     let id = agent.create_exec(&id, request)?;
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
 }
@@ -795,8 +823,10 @@ async fn exec_create(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct ExecStartRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     detach: bool,
+    #[serde(flatten)]
+    unsupported: Unsupported,
 }
 
 async fn exec_start(
@@ -814,6 +844,7 @@ async fn exec_start(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::new(ErrorKind::Invalid, format!("malformed JSON body: {e}")))?
     };
+    start.unsupported.refuse("", EXEC_TOLERATED)?;
     let output = agent.start_exec(&id).await?;
     let req = Request::from_parts(parts, Body::empty());
     if start.detach {
@@ -858,6 +889,213 @@ async fn exec_inspect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every field of Docker's ContainerConfig, HostConfig and EndpointSettings (Engine API
+    /// 1.50) with a value a user could set. Each is either implemented (`true`: the request
+    /// type models it) or refused when set (`false`); nothing is accepted and ignored.
+    const CONFIG_FIELDS: &[(&str, &str, bool)] = &[
+        ("Hostname", r#""h""#, true),
+        ("Domainname", r#""example.org""#, false),
+        ("User", r#""nobody""#, true),
+        ("AttachStdin", "true", false),
+        ("AttachStdout", "false", false),
+        ("AttachStderr", "false", false),
+        ("ExposedPorts", r#"{"80/tcp":{}}"#, true),
+        ("Tty", "true", false),
+        ("OpenStdin", "true", false),
+        ("StdinOnce", "true", false),
+        ("Env", r#"["A=1"]"#, true),
+        ("Cmd", r#"["true"]"#, true),
+        ("Healthcheck", r#"{"Test":["CMD","true"]}"#, false),
+        ("ArgsEscaped", "true", false),
+        ("Image", r#""bb""#, true),
+        ("Volumes", r#"{"/data":{}}"#, false),
+        ("WorkingDir", r#""/w""#, true),
+        ("Entrypoint", r#"["sh"]"#, true),
+        ("NetworkDisabled", "true", false),
+        ("MacAddress", r#""02:42:ac:11:00:02""#, false),
+        ("OnBuild", r#"["RUN true"]"#, false),
+        ("Labels", r#"{"a":"b"}"#, true),
+        ("StopSignal", r#""SIGINT""#, false),
+        ("StopTimeout", "5", false),
+        ("Shell", r#"["/bin/sh","-c"]"#, false),
+    ];
+    const HOST_CONFIG_FIELDS: &[(&str, &str, bool)] = &[
+        ("CpuShares", "512", false),
+        ("Memory", "67108864", true),
+        ("CgroupParent", r#""x""#, false),
+        ("BlkioWeight", "300", false),
+        (
+            "BlkioWeightDevice",
+            r#"[{"Path":"/dev/sda","Weight":300}]"#,
+            false,
+        ),
+        (
+            "BlkioDeviceReadBps",
+            r#"[{"Path":"/dev/sda","Rate":1}]"#,
+            false,
+        ),
+        (
+            "BlkioDeviceWriteBps",
+            r#"[{"Path":"/dev/sda","Rate":1}]"#,
+            false,
+        ),
+        (
+            "BlkioDeviceReadIOps",
+            r#"[{"Path":"/dev/sda","Rate":1}]"#,
+            false,
+        ),
+        (
+            "BlkioDeviceWriteIOps",
+            r#"[{"Path":"/dev/sda","Rate":1}]"#,
+            false,
+        ),
+        ("CpuPeriod", "100000", false),
+        ("CpuQuota", "50000", false),
+        ("CpuRealtimePeriod", "1000", false),
+        ("CpuRealtimeRuntime", "100", false),
+        ("CpusetCpus", r#""0""#, false),
+        ("CpusetMems", r#""0""#, false),
+        ("Devices", r#"[{"PathOnHost":"/dev/null"}]"#, true),
+        ("DeviceCgroupRules", r#"["c 1:3 r"]"#, true),
+        ("DeviceRequests", r#"[{"Count":-1}]"#, false),
+        ("KernelMemoryTCP", "1024", false),
+        ("MemoryReservation", "1024", false),
+        ("MemorySwap", "1024", false),
+        ("MemorySwappiness", "10", false),
+        ("NanoCpus", "500000000", true),
+        ("OomKillDisable", "true", false),
+        ("Init", "false", true),
+        ("PidsLimit", "10", true),
+        ("Ulimits", r#"[{"Name":"nofile","Soft":1,"Hard":1}]"#, true),
+        ("CpuCount", "1", false),
+        ("CpuPercent", "1", false),
+        ("IOMaximumIOps", "1", false),
+        ("IOMaximumBandwidth", "1", false),
+        ("Binds", r#"["/a:/b"]"#, false),
+        ("ContainerIDFile", r#""/tmp/cid""#, false),
+        ("LogConfig", r#"{"Type":"syslog"}"#, false),
+        ("NetworkMode", r#""none""#, true),
+        ("PortBindings", r#"{"80/tcp":[{"HostPort":"8080"}]}"#, true),
+        ("RestartPolicy", r#"{"Name":"always"}"#, false),
+        ("AutoRemove", "true", true),
+        ("VolumeDriver", r#""local""#, false),
+        ("VolumesFrom", r#"["other"]"#, false),
+        ("Mounts", r#"[{"Type":"tmpfs","Target":"/t"}]"#, false),
+        ("ConsoleSize", "[24,80]", false),
+        ("Annotations", r#"{"a":"b"}"#, false),
+        ("CapAdd", r#"["NET_ADMIN"]"#, true),
+        ("CapDrop", r#"["KILL"]"#, true),
+        ("CgroupnsMode", r#""host""#, true),
+        ("Dns", r#"["1.1.1.1"]"#, false),
+        ("DnsOptions", r#"["ndots:1"]"#, false),
+        ("DnsSearch", r#"["example.org"]"#, false),
+        ("ExtraHosts", r#"["a:1.2.3.4"]"#, false),
+        ("GroupAdd", r#"["27"]"#, true),
+        ("IpcMode", r#""host""#, false),
+        ("Cgroup", r#""container:x""#, false),
+        ("Links", r#"["other:alias"]"#, false),
+        ("OomScoreAdj", "100", false),
+        ("PidMode", r#""host""#, false),
+        ("Privileged", "true", true),
+        ("PublishAllPorts", "true", false),
+        ("ReadonlyRootfs", "true", true),
+        ("SecurityOpt", r#"["no-new-privileges"]"#, true),
+        ("StorageOpt", r#"{"size":"1G"}"#, false),
+        ("Tmpfs", r#"{"/run":""}"#, false),
+        ("UTSMode", r#""host""#, false),
+        ("UsernsMode", r#""host""#, true),
+        ("ShmSize", "1024", false),
+        ("Sysctls", r#"{"net.ipv4.ip_forward":"1"}"#, true),
+        ("Runtime", r#""runc""#, false),
+        ("Isolation", r#""hyperv""#, false),
+        ("MaskedPaths", r#"["/proc/kcore"]"#, true),
+        ("ReadonlyPaths", r#"["/proc/sys"]"#, true),
+    ];
+    const ENDPOINT_FIELDS: &[(&str, &str, bool)] = &[
+        ("IPAMConfig", r#"{"IPv4Address":"10.0.0.2"}"#, true),
+        ("Links", r#"["other"]"#, false),
+        ("MacAddress", r#""02:42:ac:11:00:02""#, false),
+        ("Aliases", r#"["www"]"#, true),
+        ("DriverOpts", r#"{"a":"b"}"#, false),
+        ("GwPriority", "5", false),
+    ];
+
+    /// Parse `{field: value}` at `path` in a create request and run the refusal check.
+    fn check_field(
+        path: &[&str],
+        field: &str,
+        value: &str,
+    ) -> (ContainerCreateRequest, Result<(), ApiError>) {
+        let mut json = format!(r#"{{"{field}":{value}}}"#);
+        for outer in path.iter().rev() {
+            json = format!(r#"{{"{outer}":{json}}}"#);
+        }
+        let req: ContainerCreateRequest =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let checked = req.refuse_unsupported();
+        (req, checked)
+    }
+
+    #[test]
+    fn every_docker_field_is_implemented_or_refused() {
+        for (path, fields) in [
+            (&[][..], CONFIG_FIELDS),
+            (&["HostConfig"][..], HOST_CONFIG_FIELDS),
+            (
+                &["NetworkingConfig", "EndpointsConfig", "net"][..],
+                ENDPOINT_FIELDS,
+            ),
+        ] {
+            for (field, value, implemented) in fields {
+                let (req, checked) = check_field(path, field, value);
+                let unsupported = match path.first() {
+                    None => &req.unsupported,
+                    Some(&"HostConfig") => &req.host_config.as_ref().unwrap().unsupported,
+                    Some(_) => {
+                        &req.networking_config.as_ref().unwrap().endpoints_config["net"].unsupported
+                    }
+                };
+                if *implemented {
+                    assert!(
+                        !unsupported.0.contains_key(*field),
+                        "{field} should be modeled"
+                    );
+                    assert!(checked.is_ok(), "{field}: {:?}", checked.err());
+                } else {
+                    assert!(
+                        unsupported.0.contains_key(*field),
+                        "{field} is modeled: list it as implemented"
+                    );
+                    // Informational fields are tolerated; everything else set is refused by name.
+                    let informational = matches!(
+                        *field,
+                        "AttachStdout"
+                            | "AttachStderr"
+                            | "ArgsEscaped"
+                            | "ConsoleSize"
+                            | "ContainerIDFile"
+                    );
+                    match checked {
+                        Ok(()) => {
+                            assert!(informational, "{field}={value} was accepted and ignored")
+                        }
+                        Err(e) => assert!(e.0.to_string().contains(field), "{field}: {}", e.0),
+                    }
+                }
+            }
+        }
+        // Null stands for "not set" everywhere (Go's decoder takes it as the zero value).
+        for (path, fields) in [
+            (&[][..], CONFIG_FIELDS),
+            (&["HostConfig"][..], HOST_CONFIG_FIELDS),
+        ] {
+            for (field, _, _) in fields {
+                let (_, checked) = check_field(path, field, "null");
+                assert!(checked.is_ok(), "{field}: null refused");
+            }
+        }
+    }
 
     #[test]
     fn frames_have_docker_headers() {

@@ -13,6 +13,7 @@ pub mod server;
 pub mod system;
 pub mod tls;
 pub mod types;
+pub mod unsupported;
 
 /// The newest Engine API version served (what `Api-Version` announces).
 pub const API_VERSION: &str = "1.50";

@@ -161,6 +161,9 @@ async fn connect(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<NetworkConnectRequest>,
 ) -> Result<StatusCode, ApiError> {
+    if let Some(endpoint) = &request.endpoint_config {
+        endpoint.refuse_unsupported("EndpointConfig.")?;
+    }
     agent.connect(&id, request).await?;
     Ok(StatusCode::OK)
 }

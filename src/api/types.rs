@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::unsupported::Unsupported;
+
 pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
@@ -157,6 +159,9 @@ pub struct EndpointIpamConfig {
         skip_serializing_if = "String::is_empty"
     )]
     pub ipv6_address: String,
+    /// `LinkLocalIPs` and anything else: refused unless zero.
+    #[serde(flatten, skip_serializing)]
+    pub unsupported: Unsupported,
 }
 
 /// `EndpointConfig` of a connect request (and, later, of container creation).
@@ -175,6 +180,22 @@ pub struct EndpointSettings {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub aliases: Vec<String>,
+    /// `MacAddress`, `Links`, `DriverOpts`, … and the live endpoint's fields that clients echo.
+    #[serde(flatten, skip_serializing)]
+    pub unsupported: Unsupported,
+}
+
+impl EndpointSettings {
+    /// Refuse any field Warren does not implement that is set; `context` names where.
+    pub fn refuse_unsupported(&self, context: &str) -> Result<(), super::error::ApiError> {
+        self.unsupported
+            .refuse(context, super::unsupported::ENDPOINT_TOLERATED)?;
+        if let Some(ipam) = &self.ipam_config {
+            ipam.unsupported
+                .refuse(&format!("{context}IPAMConfig."), &[])?;
+        }
+        Ok(())
+    }
 }
 
 /// `POST /networks/{id}/connect`. `Container` names a container; Warren also accepts a

@@ -276,7 +276,7 @@ pub fn create_request(
             if let Some(ip) = &args.ip {
                 settings.ipam_config = Some(EndpointIpamConfig {
                     ipv4_address: ip.clone(),
-                    ipv6_address: String::new(),
+                    ..Default::default()
                 });
             }
         }
@@ -745,8 +745,8 @@ pub async fn exec_cmd(global: &GlobalOptions, args: &ExecArgs) -> Result<(), Err
         env: args.env.clone(),
         working_dir: args.workdir.clone().unwrap_or_default(),
         user: args.user.clone().unwrap_or_default(),
-        tty: false,
         privileged: args.privileged,
+        ..Default::default()
     };
     let created: Value = client
         .post(

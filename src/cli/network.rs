@@ -389,12 +389,14 @@ pub async fn run(cli: &GlobalOptions, args: &NetworkArgs) -> Result<(), Error> {
             let ipam_config = (c.ip.is_some() || c.ip6.is_some()).then(|| EndpointIpamConfig {
                 ipv4_address: c.ip.clone().unwrap_or_default(),
                 ipv6_address: c.ip6.clone().unwrap_or_default(),
+                ..Default::default()
             });
             let request = NetworkConnectRequest {
                 container: target_of(&c.netns, &c.container),
                 endpoint_config: Some(EndpointSettings {
                     ipam_config,
                     aliases: c.aliases.clone(),
+                    ..Default::default()
                 }),
                 publish: c.publish.clone(),
             };
