@@ -5,7 +5,8 @@ run.sh starts `measure` inside its sandbox (private network, mount and PID names
 /run and /var/lib/containers); `report` runs outside and turns the raw samples into the table.
 
   bench.py measure --work DIR --tar ROOTFS.tar --warren BINDIR --out RAW.json
-                   [--n 100] [--podman-n 100] [--warmup 5] [--block 10] [--gap MS] [--seed 1]
+                   [--baseline BINDIR] [--n 100] [--podman-n 100] [--warmup 5] [--block 10]
+                   [--gap MS] [--seed 1]
   bench.py report  --raw RAW.json [--out results.json] [--json FILE|-] [--load-start "L1 L5 L15"]
 
 Each sample is the wall time of one command (fork/exec included, like a user typing it),
@@ -19,6 +20,11 @@ for an RCU grace period after an idle moment, as crun moves its processes into e
 hierarchy). The untimed first run absorbs the previous variant's aftermath (its
 network namespace being torn down, podman's cleanup process, Warren's background deletion).
 Rounds spread the variants over the whole run, so load from elsewhere hits all alike.
+
+--baseline BINDIR adds a second agent built from another commit (in a network namespace of
+its own, so the two default bridges and nft tables do not meet) and its two `warren run`
+variants, interleaved with the rest: the difference is what a change costs a container start
+(issue 12's budget for confinement: at most 1 ms).
 """
 import argparse
 import ctypes
@@ -50,6 +56,15 @@ VARIANTS = [
     ("warren_bridge", "warren run --rm --network <user bridge>"),
     ("podman_none", "podman run --rm --network none"),
     ("podman_bridge", "podman run --rm (default bridge)"),
+]
+BASELINE_VARIANTS = [
+    ("baseline_none", "baseline: warren run --rm --network none"),
+    ("baseline_bridge", "baseline: warren run --rm --network <bridge>"),
+]
+# (name, this build's variant, the baseline's, limit in ms of p50 difference)
+BASELINE_TARGETS = [
+    ("warren --network none p50 - baseline p50 (ms)", "warren_none", "baseline_none", 1.0),
+    ("warren --network <bridge> p50 - baseline p50 (ms)", "warren_bridge", "baseline_bridge", 1.0),
 ]
 TARGETS = [  # (name, numerator, denominator, limit)
     ("warren --network none p50 / crun run p50", "warren_none", "crun", 3.0),
@@ -150,7 +165,7 @@ def write_json(path, obj):
         f.write("\n")
 
 
-def start_warrend(bin_dir, data_root, exec_root, work):
+def start_warrend(bin_dir, data_root, exec_root, work, netns=None):
     sock = os.path.join(exec_root, "warren.sock")
     cfg = os.path.join(work, "daemon.json")
     with open(cfg, "w") as f:
@@ -158,6 +173,8 @@ def start_warrend(bin_dir, data_root, exec_root, work):
     log = open(os.path.join(work, "warrend.log"), "w")
     argv = [os.path.join(bin_dir, "warrend"), "--config-file", cfg, "-H", "unix://" + sock,
             "--data-root", data_root, "--exec-root", exec_root]
+    if netns:
+        argv = ["nsenter", "--net=" + netns] + argv
     if os.environ.get("WARREN_BENCH_WRAP"):
         # Profiling aid: any command prefix, e.g. WARREN_BENCH_WRAP="strace -f -tt -o F"
         argv = os.environ["WARREN_BENCH_WRAP"].split() + argv
@@ -217,10 +234,26 @@ def measure(a):
     proc, w = start_warrend(a.warren, os.path.join(work, "warren-data"), "/run/wsb-warren", work)
     reaper.keep.add(proc.pid)
     res["warren_version"] = run(w + ["version"], check=False).stdout.decode().strip().splitlines()[:3]
+    variants = list(VARIANTS)
+    agents = [proc]
     failures = {}
     try:
         run(w + ["image", "import", a.tar, IMAGE_W])
         run(w + ["network", "create", "--subnet", SUBNET_W, NET_W])
+        base = None
+        if a.baseline:
+            base_work = os.path.join(work, "baseline")
+            os.makedirs(base_work)
+            run(["ip", "netns", "add", "wsb-base"])
+            run(["ip", "netns", "exec", "wsb-base", "ip", "link", "set", "lo", "up"])
+            base_proc, base = start_warrend(a.baseline, os.path.join(base_work, "data"),
+                                            "/run/wsb-warren-base", base_work, netns="/run/netns/wsb-base")
+            agents.append(base_proc)
+            reaper.keep.add(base_proc.pid)
+            res["baseline_version"] = run(base + ["version"], check=False).stdout.decode().strip().splitlines()[:3]
+            run(base + ["image", "import", a.tar, IMAGE_W])
+            run(base + ["network", "create", "--subnet", SUBNET_W, NET_W])
+            variants += BASELINE_VARIANTS
 
         argv = {
             "crun": crun + ["run", "--bundle", bundle, "wsb-crun-{i}"],
@@ -229,8 +262,11 @@ def measure(a):
             "podman_none": podman + ["run", "--rm", "--network", "none"] + PODMAN_ULIMITS + [IMAGE_P, "true"],
             "podman_bridge": podman + ["run", "--rm"] + PODMAN_ULIMITS + [IMAGE_P, "true"],
         }
+        if base:
+            argv["baseline_none"] = base + ["run", "--rm", "--network", "none", IMAGE_W, "true"]
+            argv["baseline_bridge"] = base + ["run", "--rm", "--network", NET_W, IMAGE_W, "true"]
         res["commands"] = {k: " ".join(v) for k, v in argv.items()}
-        want = {k: (a.podman_n if k.startswith("podman") else a.n) for k, _ in VARIANTS}
+        want = {k: (a.podman_n if k.startswith("podman") else a.n) for k, _ in variants}
         counter = [0]
 
         def once(name):
@@ -250,17 +286,17 @@ def measure(a):
             return dt
 
         # Warm-up (untimed): page cache, podman's first network setup, the agent's first run.
-        for name, _ in VARIANTS:
+        for name, _ in variants:
             for _ in range(a.warmup):
                 once(name)
         # Spawn floor: /bin/true from this driver.
         res["spawn_floor_bin_true"] = summary([t for t in (once_floor() for _ in range(50))])
 
-        samples = {k: [] for k, _ in VARIANTS}
-        sample_rounds = {k: [] for k, _ in VARIANTS}
-        order = [k for k, _ in VARIANTS]
+        samples = {k: [] for k, _ in variants}
+        sample_rounds = {k: [] for k, _ in variants}
+        order = [k for k, _ in variants]
         shuffle = random.Random(a.seed).shuffle
-        pids = (proc.pid,)
+        pids = tuple(p.pid for p in agents)
         c0 = cpu_sample(pids)
         windows, cw, first = [], c0, 0
         rounds = -(-max(want.values()) // a.block)
@@ -295,16 +331,22 @@ def measure(a):
         res["leftovers"] = {
             "crun": run(crun + ["list", "-q"], check=False).stdout.decode().split(),
             "warren": run(w + ["ps", "-aq"], check=False).stdout.decode().split(),
+            "baseline": run(base + ["ps", "-aq"], check=False).stdout.decode().split() if base else [],
             "podman": run(podman + ["ps", "-aq"], check=False, env=pod_env).stdout.decode().split(),
         }
         run(w + ["network", "rm", NET_W], check=False)
+        if base:
+            run(base + ["network", "rm", NET_W], check=False)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for p in agents:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if a.baseline:
+            run(["ip", "netns", "del", "wsb-base"], check=False)
         # podman's storage holds overlay mounts (private to the sandbox); release them.
         run(podman + ["rm", "-af"], check=False, env=pod_env)
         run(podman + ["system", "reset", "-f"], check=False, env=pod_env)
@@ -398,6 +440,13 @@ def report(a):
                         "pass": v is not None and v <= limit,
                         "p95_ratio": ratio(p95(num), p95(den)),
                         "detail": "%s ms / %s ms" % (p50(num), p50(den))})
+    baseline = []
+    for name, new, old, limit in BASELINE_TARGETS:
+        if p50(old) is None:
+            continue
+        d = round(p50(new) - p50(old), 2)
+        baseline.append({"name": name, "value": d, "target": limit, "pass": d <= limit,
+                         "detail": "%s ms - %s ms" % (p50(new), p50(old))})
     secondary = {}
     for name, num, den in SECONDARY:
         if name.startswith("warren bridge - "):
@@ -414,11 +463,14 @@ def report(a):
            "warmup": raw.get("warmup"), "block": raw.get("block"),
            "gap_ms": raw.get("gap_ms"), "seed": raw.get("seed"),
            "summary": s, "spawn_floor_bin_true": raw.get("spawn_floor_bin_true"),
-           "targets": targets, "all_pass": all(t["pass"] for t in targets),
+           "targets": targets, "all_pass": all(t["pass"] for t in targets + baseline),
+           "baseline": baseline, "baseline_version": raw.get("baseline_version"),
            "secondary": secondary, "failures": raw.get("failures"), "leftovers": raw.get("leftovers")}
     f = lambda v: "-" if v is None else ("%.1f" % v if isinstance(v, float) else str(v))
     print("\n%-42s %5s %8s %8s %8s %8s" % ("variant", "n", "p50 ms", "p95 ms", "min ms", "max ms"))
-    for k, label in VARIANTS:
+    for k, label in VARIANTS + BASELINE_VARIANTS:
+        if k not in s:
+            continue
         x = s.get(k, {})
         print("%-42s %5s %8s %8s %8s %8s" % (label, x.get("n"), f(x.get("p50_ms")), f(x.get("p95_ms")),
                                              f(x.get("min_ms")), f(x.get("max_ms"))))
@@ -427,6 +479,9 @@ def report(a):
     print("\n%-46s %7s %7s %8s  %s" % ("target", "p50", "limit", "p95", "result"))
     for t in targets:
         print("%-46s %7s %7s %8s  %s  (%s)" % (t["name"], f(t["value"]), t["target"], f(t["p95_ratio"]),
+                                               "PASS" if t["pass"] else "MISS", t["detail"]))
+    for t in baseline:
+        print("%-46s %7s %7s %8s  %s  (%s)" % (t["name"], f(t["value"]), t["target"], "",
                                                "PASS" if t["pass"] else "MISS", t["detail"]))
     print("\nsecondary: " + ", ".join("%s = %s" % (k, f(v)) for k, v in secondary.items()))
     cpu = raw.get("cpu") or {}
@@ -489,6 +544,7 @@ def main():
     p.add_argument("--gap", type=float, default=0, help="ms of pause before each sample")
     p.add_argument("--seed", type=int, default=1, help="seed of the per-round order")
     p.add_argument("--log-out", help="copy the agent's log here (phases per container)")
+    p.add_argument("--baseline", help="directory with the warren and warrend of another commit")
     p = sub.add_parser("report")
     p.add_argument("--raw", required=True)
     p.add_argument("--out")

@@ -7,7 +7,10 @@
 #   cargo build --release --bins          # first: this script builds nothing
 #   sudo labs/bench/start/run.sh [--n 100] [--podman-n 100] [--warmup 5] [--block 10]
 #                                [--gap MS] [--json FILE] [--out FILE] [--workdir DIR]
-#                                [--wait-quiet MAX_SECONDS]
+#                                [--wait-quiet MAX_SECONDS] [--baseline BINDIR]
+#
+# --baseline BINDIR: also run the warren/warrend built from another commit (e.g. a worktree's
+# target/release), interleaved, and report this build's p50 minus the baseline's.
 #
 # Everything runs in a throwaway sandbox: private network, mount and PID namespaces with
 # tmpfs on /run (crun's, podman's and warrend's run state, /run/netns), /dev/shm (podman's
@@ -63,7 +66,7 @@ if [ -n "${WARREN_START_BENCH_INNER:-}" ]; then
 fi
 
 # ---------------------------------------------------------------- outside
-n=100 podman_n=100 warmup=5 block=10 gap=0 json="" workdir=/var/tmp wait_quiet=0
+n=100 podman_n=100 warmup=5 block=10 gap=0 json="" workdir=/var/tmp wait_quiet=0 baseline=""
 out="$repo/target/bench/start/results.json"
 while (($#)); do
     case "$1" in
@@ -76,6 +79,7 @@ while (($#)); do
         --out) out=$2; shift 2 ;;
         --workdir) workdir=$2; shift 2 ;;
         --wait-quiet) wait_quiet=$2; shift 2 ;;
+        --baseline) baseline=$(cd "$2" && pwd); shift 2 ;;
         -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -181,7 +185,8 @@ echo "== start bench: n=$n (podman $podman_n), warm-up $warmup, blocks of $block
 setpriv --pdeathsig KILL -- unshare --net --mount --pid --fork --kill-child --mount-proc \
     --propagation private -- env WARREN_START_BENCH_INNER=1 bash "$0" \
     --work "$tmp" --tar "$labs_tar" --warren "$bin_dir" --n "$n" --podman-n "$podman_n" \
-    --warmup "$warmup" --block "$block" --gap "$gap" --out "$tmp/raw.json" >&2   # the agent log stays in $tmp/warrend.log
+    --warmup "$warmup" --block "$block" --gap "$gap" --out "$tmp/raw.json" \
+    ${baseline:+--baseline "$baseline"} >&2   # the agent log stays in $tmp/warrend.log
 
 mkdir -p "$(dirname "$out")"
 cp "$tmp/warrend.log" "${out%.json}-warrend.log"
