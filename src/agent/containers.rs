@@ -41,7 +41,7 @@ use crate::error::{Error, ErrorKind};
 use crate::firewall::parse_port_spec;
 use crate::runtime::bundle::{Bundle, ExitStatus};
 use crate::runtime::confine::SecurityOptions;
-use crate::runtime::exe::{HelperBinary, EXEC_NAME, SHIM_NAME};
+use crate::runtime::exe::{HelperBinary, ShimLauncher, EXEC_NAME};
 use crate::runtime::logs::{self, LogEntry, Stream};
 use crate::runtime::process::ProcessSpec;
 use crate::runtime::spec::{BindFile, ContainerSpec, Limits};
@@ -231,7 +231,8 @@ pub struct ContainerRuntime {
     /// before the log is deleted with the container.
     log_readers: Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     /// The binary re-executed as shim and exec helper.
-    binary: HelperBinary,
+    binary: Arc<HelperBinary>,
+    shims: Arc<ShimLauncher>,
     /// Serializes a container's names appearing (start) and going (exit), so that the late
     /// exit of one run cannot withdraw the names the next run has just published.
     pub(super) dns_gate: tokio::sync::Mutex<()>,
@@ -239,13 +240,15 @@ pub struct ContainerRuntime {
 
 impl Default for ContainerRuntime {
     fn default() -> Self {
+        let binary = Arc::new(HelperBinary::current());
         ContainerRuntime {
             events: broadcast::channel(1024).0,
             execs: Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             monitored: Mutex::new(HashSet::new()),
             log_readers: Mutex::new(HashMap::new()),
-            binary: HelperBinary::current(),
+            binary: Arc::clone(&binary),
+            shims: Arc::new(ShimLauncher::new(binary)),
             dns_gate: tokio::sync::Mutex::new(()),
         }
     }
@@ -1119,10 +1122,11 @@ impl Agent {
         };
         bundle.write_spec(&spec)?;
         self.dns_container_starting(&record.id).await;
-        match bundle
-            .spawn_shim(self.runtime.binary.command(SHIM_NAME, &bundle.dir))
-            .await
-        {
+        let launched = match self.runtime.shims.launch(&bundle.dir) {
+            Ok(shim) => bundle.await_shim(shim).await,
+            Err(e) => Err(RuntimeError::StartFailed(format!("start the shim: {e}"))),
+        };
+        match launched {
             Ok(state) => {
                 let started = nanos_to_rfc3339(state.started_at);
                 self.update_record(&record.id, |r| {

@@ -2,8 +2,8 @@
 //!
 //! Two process names turn the same binary into the runtime's helpers, dispatched before clap
 //! and before any thread exists (they fork, unshare and setns): the per-container shim
-//! (`warren-shim`) and the exec helper (`warren-exec SPEC`), each started by the agent with
-//! the container's bundle as working directory (see `runtime::exe`).
+//! (`warren-shim`, told its bundle on stdin) and the exec helper (`warren-exec SPEC`, started
+//! with the container's bundle as working directory); see `runtime::exe`.
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -12,28 +12,23 @@ use warren::runtime::exe::{EXEC_NAME, SHIM_NAME};
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let role = args.first().and_then(|a| a.to_str());
-    if matches!(role, Some(SHIM_NAME | EXEC_NAME)) {
-        let Ok(bundle) = std::env::current_dir() else {
-            eprintln!(
-                "warrend: {}: cannot read the working directory",
-                role.unwrap_or_default()
-            );
-            return ExitCode::from(125);
-        };
-        return match (role, args.len()) {
-            (Some(SHIM_NAME), 1) => exit(warren::runtime::shim::main(&bundle)),
-            (Some(EXEC_NAME), 2) => exit(warren::runtime::exec::main(
+    match (role, args.len()) {
+        (Some(SHIM_NAME), 1) => return exit(warren::runtime::shim::main()),
+        (Some(EXEC_NAME), 2) => {
+            let Ok(bundle) = std::env::current_dir() else {
+                eprintln!("warrend: {EXEC_NAME}: cannot read the working directory");
+                return ExitCode::from(125);
+            };
+            return exit(warren::runtime::exec::main(
                 &bundle,
                 &args[1].to_string_lossy(),
-            )),
-            _ => {
-                eprintln!(
-                    "warrend: {}: unexpected arguments",
-                    role.unwrap_or_default()
-                );
-                ExitCode::from(125)
-            }
-        };
+            ));
+        }
+        (Some(name @ (SHIM_NAME | EXEC_NAME)), _) => {
+            eprintln!("warrend: {name}: unexpected arguments");
+            return ExitCode::from(125);
+        }
+        _ => {}
     }
     let args = warren::cli::daemon::DaemonArgs::parse();
     match warren::cli::daemon::run(args) {

@@ -164,27 +164,14 @@ impl Bundle {
         }
     }
 
-    /// Spawn the shim and wait for its report: the container's init pid, or why it could not
+    /// Wait for the report of the shim launched for this bundle (`report` is its stdout; see
+    /// [`super::exe::ShimLauncher::launch`]): the container's init pid, or why it could not
     /// start. The shim detaches itself (double fork, setsid), so it outlives the agent.
-    /// Start the shim with `command` (see [`super::exe::HelperBinary::command`]) and wait for
-    /// its report.
-    pub async fn spawn_shim(
+    pub async fn await_shim(
         &self,
-        mut command: tokio::process::Command,
+        report: tokio::process::ChildStdout,
     ) -> Result<ShimState, RuntimeError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("shim.log"))
-            .map_err(io("open shim.log"))?;
-        let mut child = command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(io("spawn the shim"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let mut lines = tokio::io::BufReader::new(report).lines();
         let mut report = None;
         while let Some(line) = lines
             .next_line()
@@ -196,8 +183,6 @@ impl Bundle {
                 break;
             }
         }
-        // The first fork exits at once; reap it.
-        let _ = child.wait().await;
         match report {
             Some(ShimReport::Ready { .. }) => self.state().ok_or_else(|| {
                 RuntimeError::StartFailed("the shim reported ready but wrote no state".into())

@@ -6,12 +6,12 @@
 //! Processes, from the agent down (every arrow is a fork or an exec of the same binary):
 //!
 //! ```text
-//! warrend ──spawn──▶ warrend __warren-shim BUNDLE ──fork──▶ shim (setsid, survives the agent)
-//!                                                            │ unshare(NEWPID) + fork
+//! warrend ──spawn, ahead of need──▶ warren-shim ──fork──▶ shim (setsid, survives the agent)
+//!         ──bundle path on its stdin─────────────────────▶ │ unshare(NEWPID) + clone
 //!                                                            ▼
-//!                                  init (PID 1: setns net, NEWNS|NEWUTS|NEWIPC, rootfs, pivot)
-//!                                                            │ fork + exec
-//!                                                            ▼
+//!           init (PID 1: setns net, NEWNS|NEWUTS|NEWIPC|NEWCGROUP, rootfs, pivot, confine)
+//!                                                            │ fork + exec (with --init;
+//!                                                            ▼   else PID 1 execs it)
 //!                                                     the command (PID 2)
 //! ```
 //!

@@ -1,16 +1,17 @@
-//! The per-container shim: `warrend __warren-shim BUNDLE`. It detaches from the agent
-//! (fork, setsid), creates the container's cgroups and init (new PID namespace), reports
-//! readiness to the agent as one typed message on stdout, then — single-threaded, in one
-//! poll loop — copies the command's stdout/stderr into the log, keeps waiters' connections
-//! on `shim.sock` open, and on the init's exit writes `exit.json` atomically, removes the
-//! cgroups and exits. It never needs the agent again, so SIGKILL of `warrend` leaves the
-//! container running.
+//! The per-container shim: the agent's binary run as `warren-shim` (see `exe`). It reads its
+//! bundle directory from stdin — so the agent can start it ahead of need (see
+//! [`super::exe::ShimLauncher`]) — detaches from the agent (fork, setsid), creates the
+//! container's cgroups and init (new PID namespace), reports readiness to the agent as one
+//! typed message on stdout, then — single-threaded, in one poll loop — copies the command's
+//! stdout/stderr into the log, keeps waiters' connections on `shim.sock` open, and on the
+//! init's exit writes `exit.json` atomically, removes the cgroups and exits. It never needs
+//! the agent again, so SIGKILL of `warrend` leaves the container running.
 
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
@@ -45,10 +46,10 @@ fn report(msg: &ShimReport) {
 
 /// Entry point, called by `warrend` before anything else (single-threaded). Returns the
 /// process exit code.
-pub fn main(bundle_dir: &Path) -> i32 {
-    // First fork: the agent reaps this parent at once; the child is adopted by init (or a
-    // subreaper) and starts its own session, so neither the agent's death nor its terminal's
-    // signals reach it.
+pub fn main() -> i32 {
+    // First fork, before anything else: the agent reaps this parent at once; the child is
+    // adopted by init (or a subreaper) and starts its own session, so neither the agent's
+    // death nor its terminal's signals reach it. A spare shim does this ahead of need too.
     match sys::fork() {
         Ok(ForkResult::Parent { .. }) => return 0,
         Ok(ForkResult::Child) => {}
@@ -61,9 +62,16 @@ pub fn main(bundle_dir: &Path) -> i32 {
     }
     let _ = nix::unistd::setsid();
     let _ = nix::unistd::chdir("/");
-    let bundle = Bundle {
-        dir: bundle_dir.to_path_buf(),
+    let bundle_dir = match receive_bundle() {
+        Ok(Some(dir)) => dir,
+        // The agent went away (or dropped a spare shim) before it had a container for us.
+        Ok(None) => return 0,
+        Err(message) => {
+            report(&ShimReport::Failed { message });
+            return 1;
+        }
     };
+    let bundle = Bundle { dir: bundle_dir };
     match run(&bundle) {
         Ok(()) => 0,
         Err(e) => {
@@ -73,6 +81,32 @@ pub fn main(bundle_dir: &Path) -> i32 {
             1
         }
     }
+}
+
+/// Wait for the agent to name our bundle: one line on stdin (EOF: nothing to do). Then the
+/// bundle's `shim.log` becomes stderr and stdin is let go.
+fn receive_bundle() -> Result<Option<PathBuf>, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("read the bundle from stdin: {e}"))?;
+    let Some(dir) = line.strip_suffix('\n').filter(|d| d.starts_with('/')) else {
+        return if line.is_empty() {
+            Ok(None)
+        } else {
+            Err(format!("expected an absolute bundle path on stdin, got {line:?}"))
+        };
+    };
+    let dir = PathBuf::from(dir);
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join("shim.log"))
+        .map_err(|e| format!("open {}/shim.log: {e}", dir.display()))?;
+    let null = File::open("/dev/null").map_err(|e| format!("open /dev/null: {e}"))?;
+    nix::unistd::dup2_stderr(&log).map_err(|e| format!("redirect stderr: {e}"))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| format!("redirect stdin: {e}"))?;
+    Ok(Some(dir))
 }
 
 struct Pipes {
