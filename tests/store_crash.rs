@@ -98,8 +98,8 @@ fn verify(path: &Path, reported: u64) -> u64 {
         count >= reported,
         "child reported commit {reported} but store has {count}"
     );
-    let a = store.list(Scope::Global, "a/").unwrap();
-    let b = store.list(Scope::Global, "b/").unwrap();
+    let a = store.list(Scope::Global, "a/").unwrap().entries;
+    let b = store.list(Scope::Global, "b/").unwrap().entries;
     assert_eq!(a.len(), b.len(), "a/ and b/ differ in size");
     for (ea, eb) in a.iter().zip(&b) {
         assert_eq!(ea.key.name(), eb.key.name(), "a/N without b/N");

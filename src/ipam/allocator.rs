@@ -221,7 +221,7 @@ pub fn plan_release_network(store: &dyn Store, network_id: &str) -> Result<Txn, 
         }
     }
     for prefix in [addrs_prefix(network_id), cursors_prefix(network_id)] {
-        for entry in store.list(Scope::Global, &prefix)? {
+        for entry in store.list(Scope::Global, &prefix)?.entries {
             txn = txn.delete(entry.key);
         }
     }
@@ -629,6 +629,7 @@ mod tests {
             let left: Vec<String> = s
                 .list(Scope::Global, "ipam/")
                 .unwrap()
+                .entries
                 .into_iter()
                 .map(|e| e.key.path().to_owned())
                 .collect();

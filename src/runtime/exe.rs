@@ -116,7 +116,12 @@ impl ShimLauncher {
     }
 
     fn refill(&self) {
-        if self.spare.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        if self
+            .spare
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
             return;
         }
         match self.spawn() {
@@ -142,7 +147,11 @@ impl ShimLauncher {
             // Until it has a bundle (and its shim.log), the shim's errors go to the agent's.
             .stderr(Stdio::inherit())
             .spawn()?;
-        let bundle = first.stdin.take().expect("stdin is piped").into_owned_fd()?;
+        let bundle = first
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .into_owned_fd()?;
         let report = first.stdout.take().expect("stdout is piped");
         tokio::spawn(async move { first.wait().await });
         Ok(Shim {

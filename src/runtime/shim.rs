@@ -94,7 +94,9 @@ fn receive_bundle() -> Result<Option<PathBuf>, String> {
         return if line.is_empty() {
             Ok(None)
         } else {
-            Err(format!("expected an absolute bundle path on stdin, got {line:?}"))
+            Err(format!(
+                "expected an absolute bundle path on stdin, got {line:?}"
+            ))
         };
     };
     let dir = PathBuf::from(dir);

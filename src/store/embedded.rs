@@ -1,7 +1,10 @@
 //! `EmbeddedStore`: the default [`Store`], one redb file (e.g. `<data-root>/warren.db`).
 //!
-//! Layout: tables `local` and `global` map path → (8-byte little-endian revision ‖ value), and
-//! table `meta` holds the store-wide `revision` and the `format` version. The revision counter
+//! Layout: tables `local` and `global` map path → (8-byte little-endian revision ‖ value),
+//! table `meta` holds the store-wide `revision` and the `format` version, and table `leased`
+//! names the keys bound to a lease (`<scope>:<path>` → lease id). Leases die with the process
+//! that granted them (see `lease`), so opening the store deletes every key still in `leased`,
+//! at one revision. The revision counter
 //! is updated in the same redb transaction as the entries it stamps, so after a crash both are
 //! from the same commit. Commits use `Durability::Immediate` (fsync before returning), except
 //! deferred ones (`Durability::None`), which the next sync or durable commit writes out.
@@ -10,15 +13,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::lease::Leases;
 use super::watch::{Watch, Watchers};
-use super::{check_path, Entry, Event, Key, Op, Scope, Store, StoreError, Txn};
+use super::{check_path, Entry, Event, Key, LeaseId, Listing, Op, Scope, Store, StoreError, Txn};
 
 const LOCAL: TableDefinition<&str, &[u8]> = TableDefinition::new("local");
 const GLOBAL: TableDefinition<&str, &[u8]> = TableDefinition::new("global");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LEASED: TableDefinition<&str, u64> = TableDefinition::new("leased");
 const META_REVISION: &str = "revision";
 const META_FORMAT: &str = "format";
 /// Bumped on any incompatible change to the layout above.
@@ -42,6 +48,7 @@ pub struct EmbeddedStore {
     /// A deferred commit happened since the last durable one (changed under `write`).
     unsynced: AtomicBool,
     watchers: Watchers,
+    leases: Leases,
 }
 
 impl fmt::Debug for EmbeddedStore {
@@ -113,10 +120,19 @@ impl EmbeddedStore {
             path: path.clone(),
             write: Mutex::new(()),
             unsynced: AtomicBool::new(false),
-            watchers: Watchers::default(),
+            // Replaced below, once the revision is known.
+            watchers: Watchers::new(0),
+            leases: Leases::default(),
         };
         store.init().map_err(|e| open_err(Box::new(e)))?;
-        Ok(store)
+        store
+            .drop_orphaned_leased_keys()
+            .map_err(|e| open_err(Box::new(e)))?;
+        let revision = store.revision().map_err(|e| open_err(Box::new(e)))?;
+        Ok(EmbeddedStore {
+            watchers: Watchers::new(revision),
+            ..store
+        })
     }
 
     /// The file this store lives in.
@@ -133,6 +149,7 @@ impl EmbeddedStore {
         {
             tx.open_table(LOCAL).map_err(redb_err("open table"))?;
             tx.open_table(GLOBAL).map_err(redb_err("open table"))?;
+            tx.open_table(LEASED).map_err(redb_err("open table"))?;
             let mut meta = tx.open_table(META).map_err(redb_err("open table"))?;
             let format = meta
                 .get(META_FORMAT)
@@ -162,11 +179,60 @@ impl EmbeddedStore {
         tx.commit().map_err(redb_err("commit"))
     }
 
+    /// Keys bound to leases of an earlier process: their holders are gone, so are they.
+    fn drop_orphaned_leased_keys(&self) -> Result<(), StoreError> {
+        let orphans = {
+            let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
+            let t = tx.open_table(LEASED).map_err(redb_err("open table"))?;
+            let mut keys = Vec::new();
+            for item in t.iter().map_err(redb_err("list"))? {
+                let (k, _) = item.map_err(redb_err("list"))?;
+                keys.push(leased_key(k.value())?);
+            }
+            keys
+        };
+        if orphans.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            keys = orphans.len(),
+            "deleting keys of leases from before the restart"
+        );
+        let _writer = self.lock_writer();
+        self.apply_locked(orphans.into_iter().fold(Txn::new(), Txn::delete), true)?;
+        Ok(())
+    }
+
+    /// Delete the keys of expired leases (one commit per lease, not waiting for the disk: a
+    /// crash deletes them at the next open anyway), under the writer lock.
+    fn expire(&self) -> Result<(), StoreError> {
+        let expired = self.leases.take_expired();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.lock_writer();
+        for (_, keys) in expired {
+            self.apply_locked(keys.into_iter().fold(Txn::new(), Txn::delete), false)?;
+        }
+        Ok(())
+    }
+
     /// Apply `txn`; with `durable`, fsync before returning (which also makes every earlier
     /// deferred commit durable).
     fn apply(&self, txn: Txn, durable: bool) -> Result<u64, StoreError> {
-        txn.check_ops()?;
+        self.expire()?;
         let _writer = self.lock_writer();
+        self.apply_locked(txn, durable)
+    }
+
+    /// [`apply`](Self::apply) with the writer lock held.
+    fn apply_locked(&self, txn: Txn, durable: bool) -> Result<u64, StoreError> {
+        txn.check_ops()?;
+        for op in &txn.ops {
+            if let Op::Put(_, _, Some(lease)) = op {
+                self.leases.check_alive(*lease)?;
+            }
+        }
         let mut tx = self.db.begin_write().map_err(redb_err("begin write"))?;
         tx.set_durability(if durable {
             Durability::Immediate
@@ -179,6 +245,7 @@ impl EmbeddedStore {
             let mut local = tx.open_table(LOCAL).map_err(redb_err("open table"))?;
             let mut global = tx.open_table(GLOBAL).map_err(redb_err("open table"))?;
             let mut meta = tx.open_table(META).map_err(redb_err("open table"))?;
+            let mut leased = tx.open_table(LEASED).map_err(redb_err("open table"))?;
             let current = meta
                 .get(META_REVISION)
                 .map_err(redb_err("read revision"))?
@@ -208,10 +275,17 @@ impl EmbeddedStore {
                     Scope::Local => &mut local,
                     Scope::Global => &mut global,
                 };
+                let bound = format!("{}", op.key());
                 match op {
-                    Op::Put(key, value) => {
+                    Op::Put(key, value, lease) => {
                         t.insert(key.path.as_str(), encode(revision, &value).as_slice())
                             .map_err(redb_err("write"))?;
+                        match lease {
+                            Some(id) => leased.insert(bound.as_str(), id.0).map(|_| ()),
+                            None => leased.remove(bound.as_str()).map(|_| ()),
+                        }
+                        .map_err(redb_err("write lease binding"))?;
+                        self.leases.bind(&key, lease);
                         events.push(Event::Put(Entry {
                             key,
                             value,
@@ -219,6 +293,10 @@ impl EmbeddedStore {
                         }));
                     }
                     Op::Delete(key) => {
+                        leased
+                            .remove(bound.as_str())
+                            .map_err(redb_err("delete lease binding"))?;
+                        self.leases.unbind(&key);
                         if t.remove(key.path.as_str())
                             .map_err(redb_err("delete"))?
                             .is_some()
@@ -246,6 +324,18 @@ impl EmbeddedStore {
     }
 }
 
+/// The key named by an entry of the `leased` table (`<scope>:<path>`, as [`Key`] displays).
+fn leased_key(raw: &str) -> Result<Key, StoreError> {
+    let parsed = match raw.split_once(':') {
+        Some(("local", path)) => Key::local(path).ok(),
+        Some(("global", path)) => Key::global(path).ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| StoreError::Corrupt {
+        what: format!("lease binding for unreadable key {raw:?}"),
+    })
+}
+
 /// Split a stored record into (revision, value).
 fn decode(scope: Scope, path: &str, raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
     match raw.split_first_chunk::<8>() {
@@ -268,6 +358,7 @@ fn encode(revision: u64, value: &[u8]) -> Vec<u8> {
 
 impl Store for EmbeddedStore {
     fn get(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
+        self.expire()?;
         let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
         let t = tx
             .open_table(table(key.scope))
@@ -283,9 +374,11 @@ impl Store for EmbeddedStore {
         }))
     }
 
-    fn list(&self, scope: Scope, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+    fn list(&self, scope: Scope, prefix: &str) -> Result<Listing, StoreError> {
         check_path(prefix, true)?;
+        self.expire()?;
         let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
+        let revision = read_revision(&tx)?;
         let t = tx
             .open_table(table(scope))
             .map_err(redb_err("open table"))?;
@@ -306,7 +399,10 @@ impl Store for EmbeddedStore {
                 revision,
             });
         }
-        Ok(out)
+        Ok(Listing {
+            entries: out,
+            revision,
+        })
     }
 
     fn commit(&self, txn: Txn) -> Result<u64, StoreError> {
@@ -332,20 +428,45 @@ impl Store for EmbeddedStore {
     }
 
     fn revision(&self) -> Result<u64, StoreError> {
+        self.expire()?;
         let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
-        let meta = tx.open_table(META).map_err(redb_err("open table"))?;
-        meta.get(META_REVISION)
-            .map_err(redb_err("read revision"))?
-            .map(|g| g.value())
-            .ok_or_else(|| StoreError::Corrupt {
-                what: "revision counter missing".into(),
-            })
+        read_revision(&tx)
     }
 
-    fn watch(&self, scope: Scope, prefix: &str) -> Result<Watch, StoreError> {
+    fn watch_from(&self, scope: Scope, prefix: &str, after: u64) -> Result<Watch, StoreError> {
         check_path(prefix, true)?;
+        self.expire()?;
         let _writer = self.lock_writer();
-        let revision = self.revision()?;
-        Ok(self.watchers.add(scope, prefix, revision))
+        let tx = self.db.begin_read().map_err(redb_err("begin read"))?;
+        self.watchers.add(scope, prefix, after, read_revision(&tx)?)
     }
+
+    fn grant(&self, ttl: Duration) -> Result<LeaseId, StoreError> {
+        self.leases.grant(ttl)
+    }
+
+    fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError> {
+        self.leases.keep_alive(lease)
+    }
+
+    fn revoke(&self, lease: LeaseId) -> Result<(), StoreError> {
+        let keys = self.leases.remove(lease)?;
+        self.apply(keys.into_iter().fold(Txn::new(), Txn::delete), true)?;
+        Ok(())
+    }
+
+    fn expire_leases(&self) -> Result<Option<Instant>, StoreError> {
+        self.expire()?;
+        Ok(self.leases.next_deadline())
+    }
+}
+
+fn read_revision(tx: &redb::ReadTransaction) -> Result<u64, StoreError> {
+    let meta = tx.open_table(META).map_err(redb_err("open table"))?;
+    meta.get(META_REVISION)
+        .map_err(redb_err("read revision"))?
+        .map(|g| g.value())
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "revision counter missing".into(),
+        })
 }

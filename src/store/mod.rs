@@ -8,13 +8,33 @@
 //! explains it) goes into one [`Txn`].
 //!
 //! Keys have a [`Scope`]: `Local` keys describe this host only, `Global` keys are shared across a
-//! cluster. The embedded store keeps both in one file, so a transaction may mix them; a
-//! distributed backend must keep that property (e.g. by storing Local keys under a per-host prefix
-//! in the same cluster store).
+//! cluster.
+//!
+//! Store v2, what a cluster backend needs:
+//! - [`Store::list`] returns the revision it read at, and [`Store::watch_from`] resumes a watch
+//!   right after it (or after the last event a watcher saw before a reconnect), replaying what
+//!   it missed; a revision the store no longer remembers fails with
+//!   [`StoreError::Compacted`], and the watcher re-lists.
+//! - Leases ([`Store::grant`], [`Store::keep_alive`], [`Store::revoke`]; puts bound with
+//!   [`Txn::put_leased`]): a key that lives only while its holder does, deleted (and seen as a
+//!   delete by watchers) when the lease expires. See `lease`.
+//! - [`StoreError::Unavailable`] for a backend that cannot be reached.
+//!
+//! Why reads stay synchronous: every backend serves them from local memory or disk — the
+//! embedded file through redb's memory map, the memory store from its map, and a cluster
+//! backend from a mirror kept current by a watch (the informer pattern: one `list`, then
+//! `watch_from` its revision). A read never waits for the network, so the planning code
+//! (IPAM, name checks) stays plain functions; a stale mirror is caught by the compares of the
+//! commit that follows, which fail with [`StoreError::Conflict`] and are re-planned.
+//! Watches are asynchronous streams ([`Watch::next`]) for the agent's tasks.
 
 mod embedded;
+pub mod lease;
 mod memory;
 mod watch;
+
+#[cfg(test)]
+pub(crate) mod conformance;
 
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -23,6 +43,7 @@ pub use watch::Watch;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -122,6 +143,26 @@ fn check_path(path: &str, prefix: bool) -> Result<(), StoreError> {
     }
 }
 
+/// A lease: keys put under it live as long as it is kept alive (see [`Store::grant`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct LeaseId(pub u64);
+
+impl fmt::Display for LeaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lease {:x}", self.0)
+    }
+}
+
+/// What [`Store::list`] read, and the store revision it read at: a watch started from that
+/// revision ([`Store::watch_from`]) misses nothing and repeats nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub revision: u64,
+}
+
 /// A stored value with the revision of its last modification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -171,7 +212,8 @@ impl Compare {
 /// A write inside a [`Txn`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Put(Key, Vec<u8>),
+    /// Put a value, bound to a lease or not (a put without a lease unbinds the key from any).
+    Put(Key, Vec<u8>, Option<LeaseId>),
     /// Deleting an absent key is a no-op (no event), like etcd.
     Delete(Key),
 }
@@ -179,7 +221,7 @@ pub enum Op {
 impl Op {
     pub fn key(&self) -> &Key {
         match self {
-            Op::Put(k, _) | Op::Delete(k) => k,
+            Op::Put(k, _, _) | Op::Delete(k) => k,
         }
     }
 }
@@ -210,8 +252,26 @@ impl Txn {
     }
 
     pub fn put(mut self, key: Key, value: Vec<u8>) -> Txn {
-        self.ops.push(Op::Put(key, value));
+        self.ops.push(Op::Put(key, value, None));
         self
+    }
+
+    /// Put a value that lives as long as `lease` (the commit fails with
+    /// [`StoreError::LeaseNotFound`] if the lease is gone).
+    pub fn put_leased(mut self, key: Key, value: Vec<u8>, lease: LeaseId) -> Txn {
+        self.ops.push(Op::Put(key, value, Some(lease)));
+        self
+    }
+
+    /// [`put_leased`](Txn::put_leased) with `value` encoded as JSON.
+    pub fn put_json_leased<T: Serialize + ?Sized>(
+        self,
+        key: Key,
+        value: &T,
+        lease: LeaseId,
+    ) -> Result<Txn, StoreError> {
+        let bytes = encode_json(&key, value)?;
+        Ok(self.put_leased(key, bytes, lease))
     }
 
     /// Put `value` encoded as JSON.
@@ -318,15 +378,16 @@ impl Event {
     }
 }
 
-/// A key-value store with etcd-like semantics. Methods block briefly (a disk sync on commit);
-/// async callers use `spawn_blocking`.
+/// A key-value store with etcd-like semantics. Reads are served locally (see the module
+/// documentation); a commit may block briefly (a disk sync).
 pub trait Store: Send + Sync + fmt::Debug {
     /// The entry at `key`, if any.
     fn get(&self, key: &Key) -> Result<Option<Entry>, StoreError>;
 
     /// Every entry of `scope` whose path starts with `prefix` (plain string prefix; end it with
-    /// `/` to list one directory), ordered by path. An empty prefix lists the whole scope.
-    fn list(&self, scope: Scope, prefix: &str) -> Result<Vec<Entry>, StoreError>;
+    /// `/` to list one directory), ordered by path, and the revision of that snapshot. An empty
+    /// prefix lists the whole scope.
+    fn list(&self, scope: Scope, prefix: &str) -> Result<Listing, StoreError>;
 
     /// Apply `txn` atomically and durably; returns the new store revision (unchanged if the
     /// transaction has no ops). A failed compare → [`StoreError::Conflict`], nothing written.
@@ -348,9 +409,33 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The revision of the last writing commit (0 for a fresh store).
     fn revision(&self) -> Result<u64, StoreError>;
 
-    /// Changes under (`scope`, `prefix`) committed after this call, in revision order. See
-    /// [`Watch`] for what happens to a watcher that falls behind.
-    fn watch(&self, scope: Scope, prefix: &str) -> Result<Watch, StoreError>;
+    /// Changes under (`scope`, `prefix`) committed after revision `after`, in revision order:
+    /// those the store still remembers are replayed first, then new ones follow as they are
+    /// committed. `after` older than the store remembers → [`StoreError::Compacted`] (list
+    /// again, then watch from the listing's revision); newer than the store →
+    /// [`StoreError::FutureRevision`]. See [`Watch`] for a watcher that falls behind.
+    fn watch_from(&self, scope: Scope, prefix: &str, after: u64) -> Result<Watch, StoreError>;
+
+    /// Changes committed from now on.
+    fn watch(&self, scope: Scope, prefix: &str) -> Result<Watch, StoreError> {
+        self.watch_from(scope, prefix, self.revision()?)
+    }
+
+    /// A new lease of `ttl` (at most [`lease::MAX_TTL`]).
+    fn grant(&self, ttl: Duration) -> Result<LeaseId, StoreError>;
+
+    /// Renew `lease` for another TTL (returned); [`StoreError::LeaseNotFound`] once it expired.
+    fn keep_alive(&self, lease: LeaseId) -> Result<Duration, StoreError>;
+
+    /// End `lease` now: its keys are deleted at one revision.
+    fn revoke(&self, lease: LeaseId) -> Result<(), StoreError>;
+
+    /// Delete the keys of every lease that has run out; returns when the next one is due.
+    /// Stores call it themselves before each operation; [`lease::spawn_reaper`] calls it on
+    /// time. Backends whose server expires leases (etcd) keep the default.
+    fn expire_leases(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Typed helpers over any [`Store`], including `&dyn Store`.
@@ -370,6 +455,7 @@ pub trait StoreExt: Store {
         prefix: &str,
     ) -> Result<Vec<(Key, T, u64)>, StoreError> {
         self.list(scope, prefix)?
+            .entries
             .into_iter()
             .map(|e| Ok((e.key.clone(), e.json()?, e.revision)))
             .collect()
@@ -381,7 +467,11 @@ pub trait StoreExt: Store {
         scope: Scope,
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
-        self.list(scope, prefix)?.iter().map(Entry::json).collect()
+        self.list(scope, prefix)?
+            .entries
+            .iter()
+            .map(Entry::json)
+            .collect()
     }
 }
 
@@ -476,13 +566,31 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The backend cannot be reached (a cluster store without quorum, a closed connection).
+    #[error("state store {what} is unavailable")]
+    Unavailable {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("revision {requested} is compacted (the store remembers changes after {compacted})")]
+    Compacted { requested: u64, compacted: u64 },
+    #[error("revision {requested} is in the future (the store is at {current})")]
+    FutureRevision { requested: u64, current: u64 },
+    #[error("{lease} not found (expired or revoked)")]
+    LeaseNotFound { lease: LeaseId },
+    #[error("lease TTL {ttl:?} out of range (1 ns to {max:?})", max = lease::MAX_TTL)]
+    InvalidTtl { ttl: Duration },
 }
 
 impl HasKind for StoreError {
     fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Conflict { .. } => ErrorKind::Conflict,
-            StoreError::Open { .. } => ErrorKind::Unavailable,
+            StoreError::Open { .. } | StoreError::Unavailable { .. } => ErrorKind::Unavailable,
+            StoreError::InvalidTtl { .. } | StoreError::FutureRevision { .. } => ErrorKind::Invalid,
+            StoreError::LeaseNotFound { .. } => ErrorKind::NotFound,
+            StoreError::Compacted { .. } => ErrorKind::Conflict,
             // A bad path means an unchecked name reached a key: the request, not the store.
             StoreError::InvalidPath { .. } => ErrorKind::Invalid,
             StoreError::DuplicateOp { .. }
@@ -500,15 +608,6 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    /// Run one test body against every implementation: the semantics must not differ.
-    fn each_store(body: impl Fn(Arc<dyn Store>)) {
-        body(Arc::new(MemoryStore::new()));
-        let dir = tempfile::tempdir().unwrap();
-        body(Arc::new(
-            EmbeddedStore::open(dir.path().join("warren.db")).unwrap(),
-        ));
-    }
-
     fn g(path: &str) -> Key {
         Key::global(path).unwrap()
     }
@@ -519,6 +618,21 @@ mod tests {
 
     fn value(store: &dyn Store, key: &Key) -> Option<Vec<u8>> {
         store.get(key).unwrap().map(|e| e.value)
+    }
+
+    #[test]
+    fn memory_store_conforms() {
+        conformance::run(|| Arc::new(MemoryStore::new()));
+    }
+
+    #[test]
+    fn embedded_store_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        conformance::run(|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Arc::new(EmbeddedStore::open(dir.path().join(format!("{i}.db"))).unwrap())
+        });
     }
 
     #[test]
@@ -536,235 +650,6 @@ mod tests {
         assert_eq!(g("networks/abc").name(), "abc");
         assert_eq!(g("networks/abc").to_string(), "global:networks/abc");
         assert_eq!(Key::global("a//b").unwrap_err().kind(), ErrorKind::Invalid);
-    }
-
-    #[test]
-    fn put_get_and_revisions() {
-        each_store(|s| {
-            assert_eq!(s.revision().unwrap(), 0);
-            assert_eq!(s.get(&g("a")).unwrap(), None);
-            let r1 = s.commit(Txn::new().put(g("a"), b"1".to_vec())).unwrap();
-            assert_eq!(r1, 1);
-            let r2 = s
-                .commit(
-                    Txn::new()
-                        .put(g("b"), b"2".to_vec())
-                        .put(l("a"), b"3".to_vec()),
-                )
-                .unwrap();
-            assert_eq!(r2, 2);
-            assert_eq!(s.revision().unwrap(), 2);
-            let a = s.get(&g("a")).unwrap().unwrap();
-            assert_eq!((a.value.as_slice(), a.revision), (&b"1"[..], 1));
-            assert_eq!(s.get(&g("b")).unwrap().unwrap().revision, 2);
-            // Scopes are separate namespaces.
-            assert_eq!(value(&*s, &l("a")), Some(b"3".to_vec()));
-            assert_eq!(value(&*s, &l("b")), None);
-            // Overwrite moves the entry's revision.
-            s.commit(Txn::new().put(g("a"), b"4".to_vec())).unwrap();
-            assert_eq!(s.get(&g("a")).unwrap().unwrap().revision, 3);
-        });
-    }
-
-    #[test]
-    fn list_is_ordered_by_path_and_filtered_by_prefix_and_scope() {
-        each_store(|s| {
-            let mut txn = Txn::new();
-            for p in ["net/b", "net/a", "net/c/x", "netz", "other"] {
-                txn = txn.put(g(p), p.as_bytes().to_vec());
-            }
-            txn = txn.put(l("net/local"), vec![]);
-            s.commit(txn).unwrap();
-            let paths = |prefix: &str| -> Vec<String> {
-                s.list(Scope::Global, prefix)
-                    .unwrap()
-                    .into_iter()
-                    .map(|e| e.key.path().to_owned())
-                    .collect()
-            };
-            assert_eq!(paths("net/"), ["net/a", "net/b", "net/c/x"]);
-            assert_eq!(paths("net"), ["net/a", "net/b", "net/c/x", "netz"]);
-            assert_eq!(paths("").len(), 5);
-            assert!(paths("zzz").is_empty());
-            assert_eq!(s.list(Scope::Local, "").unwrap().len(), 1);
-            assert!(s.list(Scope::Global, "/net").is_err());
-        });
-    }
-
-    #[test]
-    fn failed_compare_writes_nothing() {
-        each_store(|s| {
-            s.commit(Txn::new().put(g("taken"), b"x".to_vec())).unwrap();
-            let txn = Txn::new()
-                .put(g("new"), b"1".to_vec())
-                .create_json(g("taken"), &"y")
-                .unwrap();
-            let err = s.commit(txn).unwrap_err();
-            assert!(matches!(&err, StoreError::Conflict { key } if key == &g("taken")));
-            assert_eq!(err.kind(), ErrorKind::Conflict);
-            assert_eq!(value(&*s, &g("new")), None);
-            assert_eq!(value(&*s, &g("taken")), Some(b"x".to_vec()));
-            assert_eq!(s.revision().unwrap(), 1);
-        });
-    }
-
-    #[test]
-    fn compares_revision_exists_absent() {
-        each_store(|s| {
-            let rev = s.commit(Txn::new().put(g("k"), b"1".to_vec())).unwrap();
-            // Stale revision fails, current succeeds.
-            let stale = Txn::new()
-                .require_revision(g("k"), rev + 7)
-                .put(g("k"), b"2".to_vec());
-            assert!(matches!(s.commit(stale), Err(StoreError::Conflict { .. })));
-            let fresh = Txn::new()
-                .require_revision(g("k"), rev)
-                .put(g("k"), b"2".to_vec());
-            assert_eq!(s.commit(fresh).unwrap(), rev + 1);
-            // Revision compare on an absent key fails.
-            let absent = Txn::new().require_revision(g("none"), 0).delete(g("k"));
-            assert!(s.commit(absent).is_err());
-            assert!(s
-                .commit(Txn::new().require_exists(g("none")).delete(g("k")))
-                .is_err());
-            assert!(s
-                .commit(Txn::new().require_absent(g("k")).delete(g("k")))
-                .is_err());
-            let r = s
-                .commit(
-                    Txn::new()
-                        .require_exists(g("k"))
-                        .require_absent(g("none"))
-                        .delete(g("k")),
-                )
-                .unwrap();
-            assert_eq!(r, rev + 2);
-            assert_eq!(value(&*s, &g("k")), None);
-        });
-    }
-
-    #[test]
-    fn empty_and_no_op_transactions() {
-        each_store(|s| {
-            assert_eq!(s.commit(Txn::new()).unwrap(), 0);
-            s.commit(Txn::new().put(g("a"), vec![])).unwrap();
-            // Compares only: checked, nothing written, revision unchanged.
-            assert_eq!(s.commit(Txn::new().require_exists(g("a"))).unwrap(), 1);
-            assert!(s.commit(Txn::new().require_absent(g("a"))).is_err());
-            // Deleting an absent key is allowed (still a writing commit, like etcd).
-            assert_eq!(s.commit(Txn::new().delete(g("nothing"))).unwrap(), 2);
-        });
-    }
-
-    #[test]
-    fn two_ops_on_one_key_are_refused() {
-        each_store(|s| {
-            let txn = Txn::new().put(g("a"), vec![1]).delete(g("a"));
-            assert!(matches!(s.commit(txn), Err(StoreError::DuplicateOp { .. })));
-            // Same path in different scopes is two keys.
-            s.commit(Txn::new().put(g("a"), vec![1]).put(l("a"), vec![2]))
-                .unwrap();
-        });
-    }
-
-    #[test]
-    fn json_helpers_round_trip() {
-        each_store(|s| {
-            let txn = Txn::new()
-                .create_json(g("obj"), &vec![1u32, 2, 3])
-                .unwrap()
-                .put_json(g("other"), "text")
-                .unwrap();
-            let rev = s.commit(txn).unwrap();
-            let (v, r): (Vec<u32>, u64) = s.get_json(&g("obj")).unwrap().unwrap();
-            assert_eq!((v, r), (vec![1, 2, 3], rev));
-            assert_eq!(s.get_json::<u32>(&g("missing")).unwrap(), None);
-            assert!(matches!(
-                s.get_json::<u32>(&g("other")),
-                Err(StoreError::Decode { .. })
-            ));
-            let all: Vec<(Key, Vec<u32>, u64)> = s.list_json(Scope::Global, "obj").unwrap();
-            assert_eq!(all.len(), 1);
-            // Merge keeps both halves.
-            let merged = Txn::new()
-                .delete(g("obj"))
-                .merge(Txn::new().require_exists(g("other")).delete(g("other")));
-            assert_eq!((merged.compares.len(), merged.ops.len()), (1, 2));
-            s.commit(merged).unwrap();
-            assert!(s.list(Scope::Global, "").unwrap().is_empty());
-        });
-    }
-
-    #[test]
-    fn watch_sees_later_commits_in_order_with_prefix_filter() {
-        each_store(|s| {
-            s.commit(Txn::new().put(g("net/old"), vec![0])).unwrap();
-            let w = s.watch(Scope::Global, "net/").unwrap();
-            assert_eq!(w.start_revision(), 1);
-            s.commit(Txn::new().put(g("net/a"), vec![1]).put(g("other"), vec![9]))
-                .unwrap();
-            s.commit(Txn::new().put(l("net/a"), vec![2])).unwrap();
-            s.commit(Txn::new().delete(g("net/old")).delete(g("net/never")))
-                .unwrap();
-            let e1 = w.recv_timeout(Duration::from_secs(5)).unwrap();
-            assert!(matches!(&e1, Event::Put(e) if e.key == g("net/a") && e.value == [1]));
-            assert_eq!(e1.revision(), 2);
-            let e2 = w.recv_timeout(Duration::from_secs(5)).unwrap();
-            assert_eq!(e2, Event::Delete(g("net/old"), 4));
-            assert_eq!(w.try_recv(), Err(false));
-            assert!(!w.lagged());
-        });
-    }
-
-    #[test]
-    fn slow_watcher_is_cut_off_without_blocking_writers() {
-        each_store(|s| {
-            let w = s.watch(Scope::Global, "").unwrap();
-            let mut txn = Txn::new();
-            for i in 0..=watch::WATCH_QUEUE {
-                txn = txn.put(g(&format!("k/{i}")), vec![]);
-            }
-            s.commit(txn).unwrap();
-            s.commit(Txn::new().put(g("after"), vec![])).unwrap();
-            assert!(w.lagged());
-            let drained = std::iter::from_fn(|| w.try_recv().ok()).count();
-            assert_eq!(drained, watch::WATCH_QUEUE);
-            assert_eq!(w.try_recv(), Err(true), "stream ends after the cut");
-            // Dropped watchers are forgotten too.
-            drop(s.watch(Scope::Global, "").unwrap());
-            s.commit(Txn::new().put(g("again"), vec![])).unwrap();
-        });
-    }
-
-    #[test]
-    fn commit_with_retry_replans_on_conflict() {
-        each_store(|s| {
-            // Threads increment one counter by read-modify-write with a revision compare.
-            const THREADS: usize = 4;
-            const EACH: usize = 5;
-            let key = g("counter");
-            s.commit(Txn::new().put_json(key.clone(), &0u64).unwrap())
-                .unwrap();
-            std::thread::scope(|scope| {
-                for _ in 0..THREADS {
-                    let (s, key) = (&s, &key);
-                    scope.spawn(move || {
-                        for _ in 0..EACH {
-                            commit_with_retry(&**s, || {
-                                let (n, rev) = s.get_json::<u64>(key)?.unwrap();
-                                let txn = Txn::new()
-                                    .require_revision(key.clone(), rev)
-                                    .put_json(key.clone(), &(n + 1))?;
-                                Ok::<_, StoreError>(((), txn))
-                            })
-                            .unwrap();
-                        }
-                    });
-                }
-            });
-            let (n, _) = s.get_json::<u64>(&key).unwrap().unwrap();
-            assert_eq!(n, (THREADS * EACH) as u64);
-        });
     }
 
     #[test]
@@ -803,32 +688,6 @@ mod tests {
     }
 
     #[test]
-    fn deferred_commits_are_visible_at_once_and_durable_after_sync() {
-        each_store(|s| {
-            assert_eq!(
-                s.commit_deferred(Txn::new().put(g("a"), b"x".to_vec()))
-                    .unwrap(),
-                1
-            );
-            assert_eq!(value(s.as_ref(), &g("a")), Some(b"x".to_vec()));
-            s.sync().unwrap();
-            s.sync().unwrap();
-            assert_eq!(s.commit(Txn::new().put(g("b"), vec![])).unwrap(), 2);
-        });
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("warren.db");
-        {
-            let s = EmbeddedStore::open(&path).unwrap();
-            s.commit_deferred(Txn::new().put(g("a"), b"x".to_vec()))
-                .unwrap();
-            s.sync().unwrap();
-        }
-        let s = EmbeddedStore::open(&path).unwrap();
-        assert_eq!(s.revision().unwrap(), 1);
-        assert_eq!(value(&s, &g("a")), Some(b"x".to_vec()));
-    }
-
-    #[test]
     fn a_new_embedded_store_is_built_aside_and_renamed_into_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("warren.db");
@@ -858,5 +717,57 @@ mod tests {
         let path = dir.path().join("warren.db");
         let _first = EmbeddedStore::open(&path).unwrap();
         assert!(EmbeddedStore::open(&path).is_err());
+    }
+    #[test]
+    fn deferred_commits_are_durable_after_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            s.commit_deferred(Txn::new().put(g("a"), b"x".to_vec()))
+                .unwrap();
+            s.sync().unwrap();
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 1);
+        assert_eq!(value(&s, &g("a")), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn leased_keys_do_not_outlive_the_process_that_held_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        {
+            let s = EmbeddedStore::open(&path).unwrap();
+            let lease = s.grant(Duration::from_secs(3600)).unwrap();
+            s.commit(
+                Txn::new()
+                    .put_leased(g("nodes/me"), b"me".to_vec(), lease)
+                    .put_leased(l("eps/1"), vec![], lease)
+                    .put(g("networks/n"), vec![]),
+            )
+            .unwrap();
+            // Re-put without the lease: no longer bound, survives.
+            s.commit(Txn::new().put(l("eps/1"), vec![1])).unwrap();
+        }
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(value(&s, &g("nodes/me")), None);
+        assert_eq!(value(&s, &l("eps/1")), Some(vec![1]));
+        assert!(value(&s, &g("networks/n")).is_some());
+        // The deletion was one commit after the two of the first life.
+        assert_eq!(s.revision().unwrap(), 3);
+        drop(s);
+        // And it happens once: a clean reopen changes nothing.
+        assert_eq!(EmbeddedStore::open(&path).unwrap().revision().unwrap(), 3);
+    }
+
+    #[test]
+    fn unavailable_is_its_own_kind() {
+        let err = StoreError::Unavailable {
+            what: "etcd://h1:2379".into(),
+            source: "connection refused".into(),
+        };
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert_eq!(err.to_string(), "state store etcd://h1:2379 is unavailable");
     }
 }

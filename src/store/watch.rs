@@ -1,25 +1,28 @@
-//! Watch delivery shared by the store backends: a registry of watchers, each fed through a
-//! bounded `std::sync::mpsc` channel.
+//! Watch delivery shared by the in-process backends: a registry of watchers, each fed through a
+//! bounded channel, and a history of recent events so that a watch can start from a past
+//! revision (`watch_from`).
 //!
 //! Writers never block on a watcher: events are sent with `try_send`, and a watcher whose queue
-//! is full is cut off (marked lagged, its sender dropped). Its receiver then drains what was
-//! queued and ends; the owner checks [`Watch::lagged`] and resynchronises: watch again, then
-//! list, and apply an event only if it is newer than the listed entry. This is etcd's
-//! "compacted" contract in small.
+//! is full is cut off (marked lagged, its sender dropped). Its stream then yields what was
+//! queued and ends; the owner checks [`Watch::lagged`] and resumes with `watch_from` the last
+//! revision it saw — replayed from the history if still there, else [`StoreError::Compacted`]
+//! and a fresh list. This is etcd's contract in small.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use super::{Event, Scope};
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
+use tokio::sync::mpsc::{Receiver, Sender};
 
-/// Events a watcher may have queued before it is considered lagging and cut off.
+use super::{Event, Scope, StoreError};
+
+/// Events a watcher may have queued before it is considered lagging and cut off; also how
+/// many recent events the history keeps for `watch_from`.
 pub const WATCH_QUEUE: usize = 4096;
 
-/// A stream of [`Event`]s for commits after the watch began. Iterate it (blocking) or poll it
-/// with [`try_recv`](Watch::try_recv) / [`recv_timeout`](Watch::recv_timeout). The stream ends
-/// when the store is dropped or the watcher lagged.
+/// A stream of [`Event`]s in revision order: `next().await` in async code, [`Watch::recv`]
+/// (blocking) elsewhere. The stream ends when the store is dropped or the watcher lagged.
 #[derive(Debug)]
 pub struct Watch {
     rx: Receiver<Event>,
@@ -28,40 +31,34 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The store revision when the watch began; every event has a greater revision.
+    /// The revision the watch started after; every event has a greater revision.
     pub fn start_revision(&self) -> u64 {
         self.start_revision
     }
 
     /// Whether events were dropped because this watcher fell behind; once true, the stream ends
-    /// after the queued events and the owner must re-list.
+    /// after the queued events and the owner must resume (see the module documentation).
     pub fn lagged(&self) -> bool {
         self.lagged.load(Ordering::Acquire)
     }
 
-    /// The next event, blocking; `None` when the stream has ended.
-    pub fn recv(&self) -> Option<Event> {
-        self.rx.recv().ok()
+    /// The next event; `None` when the stream has ended.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event, blocking the thread; `None` when the stream has ended. Not for async
+    /// code (use [`next`](Watch::next)).
+    pub fn recv(&mut self) -> Option<Event> {
+        self.rx.blocking_recv()
     }
 
     /// The next event if one is queued. `Err(true)` when the stream has ended, `Err(false)` when
     /// it is merely empty.
-    pub fn try_recv(&self) -> Result<Event, bool> {
+    pub fn try_recv(&mut self) -> Result<Event, bool> {
         self.rx
             .try_recv()
             .map_err(|e| e == TryRecvError::Disconnected)
-    }
-
-    /// The next event, waiting at most `timeout`; `None` on timeout or end of stream.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
-        self.rx.recv_timeout(timeout).ok()
-    }
-}
-
-impl Iterator for Watch {
-    type Item = Event;
-    fn next(&mut self) -> Option<Event> {
-        self.recv()
     }
 }
 
@@ -69,61 +66,134 @@ impl Iterator for Watch {
 struct Watcher {
     scope: Scope,
     prefix: String,
-    tx: SyncSender<Event>,
+    tx: Sender<Event>,
     lagged: Arc<AtomicBool>,
 }
 
-/// The watchers of one store.
-#[derive(Debug, Default)]
+impl Watcher {
+    fn wants(&self, event: &Event) -> bool {
+        let key = event.key();
+        key.scope() == self.scope && key.path().starts_with(&self.prefix)
+    }
+
+    /// Queue `event`; false once the watcher is gone or cut off.
+    fn send(&self, event: &Event) -> bool {
+        match self.tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.lagged.store(true, Ordering::Release);
+                tracing::warn!(scope = %self.scope, prefix = %self.prefix, "store watcher lagged; cut off");
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// The watchers of one store and its recent history.
+#[derive(Debug)]
 pub(super) struct Watchers {
-    list: Mutex<Vec<Watcher>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    watchers: Vec<Watcher>,
+    /// The most recent events, oldest first; whole commits only.
+    history: VecDeque<Event>,
+    /// Every change after this revision is in `history`.
+    compacted: u64,
 }
 
 impl Watchers {
-    pub(super) fn add(&self, scope: Scope, prefix: &str, start_revision: u64) -> Watch {
-        let (tx, rx) = std::sync::mpsc::sync_channel(WATCH_QUEUE);
-        let lagged = Arc::new(AtomicBool::new(false));
-        self.lock().push(Watcher {
+    /// Watchers of a store whose revision is `revision` now (nothing earlier is remembered).
+    pub(super) fn new(revision: u64) -> Watchers {
+        Watchers {
+            inner: Mutex::new(Inner {
+                watchers: Vec::new(),
+                history: VecDeque::new(),
+                compacted: revision,
+            }),
+        }
+    }
+
+    /// A watch of changes after `after`; `current` is the store's revision. Called under the
+    /// store's write lock, so no commit slips between the replay and the registration.
+    pub(super) fn add(
+        &self,
+        scope: Scope,
+        prefix: &str,
+        after: u64,
+        current: u64,
+    ) -> Result<Watch, StoreError> {
+        if after > current {
+            return Err(StoreError::FutureRevision {
+                requested: after,
+                current,
+            });
+        }
+        let mut inner = self.lock();
+        if after < inner.compacted {
+            return Err(StoreError::Compacted {
+                requested: after,
+                compacted: inner.compacted,
+            });
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(WATCH_QUEUE);
+        let watcher = Watcher {
             scope,
             prefix: prefix.to_owned(),
             tx,
-            lagged: lagged.clone(),
-        });
-        Watch {
-            rx,
-            lagged,
-            start_revision,
+            lagged: Arc::new(AtomicBool::new(false)),
+        };
+        // The history holds at most WATCH_QUEUE events: the replay always fits.
+        for event in inner.history.iter().filter(|e| e.revision() > after) {
+            if watcher.wants(event) {
+                watcher.send(event);
+            }
         }
+        let watch = Watch {
+            rx,
+            lagged: watcher.lagged.clone(),
+            start_revision: after,
+        };
+        inner.watchers.push(watcher);
+        Ok(watch)
     }
 
     /// Deliver one commit's events. Called by the writer while it still holds its write lock,
     /// so every watcher sees commits in revision order.
     pub(super) fn notify(&self, events: &[Event]) {
-        if events.is_empty() {
+        let Some(revision) = events.first().map(Event::revision) else {
             return;
-        }
-        self.lock().retain(|w| {
-            for event in events {
-                let key = event.key();
-                if key.scope() != w.scope || !key.path().starts_with(&w.prefix) {
-                    continue;
-                }
-                match w.tx.try_send(event.clone()) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        w.lagged.store(true, Ordering::Release);
-                        tracing::warn!(scope = %w.scope, prefix = %w.prefix, "store watcher lagged; cut off");
-                        return false;
-                    }
-                    Err(TrySendError::Disconnected(_)) => return false,
-                }
-            }
-            true
+        };
+        let mut inner = self.lock();
+        inner.watchers.retain(|w| {
+            events
+                .iter()
+                .filter(|e| w.wants(e))
+                .all(|event| w.send(event))
         });
+        inner.history.extend(events.iter().cloned());
+        // Forget whole commits from the front until the history fits.
+        while inner.history.len() > WATCH_QUEUE {
+            let Some(oldest) = inner.history.front().map(Event::revision) else {
+                break;
+            };
+            while inner
+                .history
+                .front()
+                .is_some_and(|e| e.revision() == oldest)
+            {
+                inner.history.pop_front();
+            }
+            inner.compacted = oldest;
+        }
+        debug_assert!(inner.compacted < revision || inner.history.is_empty());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Watcher>> {
-        // A panic while holding this lock cannot leave the list inconsistent (retain/push only).
-        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave it inconsistent (retain/push/pop only).
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
