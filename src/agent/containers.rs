@@ -1619,6 +1619,7 @@ impl Agent {
                 options: BTreeMap::new(),
                 labels: BTreeMap::new(),
                 settings: crate::drivers::host::settings(),
+                scope: Scope::Local,
             };
             let txn = Txn::new()
                 .create_json(network_key(&id)?, &record)?

@@ -12,6 +12,7 @@ pub mod lock;
 pub mod networks;
 pub mod reconcile;
 pub mod records;
+pub mod schema;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,7 +26,7 @@ use crate::drivers::Driver;
 use crate::error::{ErrorKind, HasKind};
 use crate::firewall::Firewall;
 use crate::runtime::image::ImageStore;
-use crate::store::{EmbeddedStore, Key, Scope, Store, StoreError, StoreExt};
+use crate::store::{CompositeStore, EmbeddedStore, Key, Scope, Store, StoreError, StoreExt};
 use config::DaemonConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,13 @@ impl Agent {
     pub fn new(config: DaemonConfig) -> Result<Agent, crate::Error> {
         let id = engine_id(&config.data_root)?;
         let store = EmbeddedStore::open(config.data_root.join(STORE_FILE))?;
+        schema::migrate(&store)?;
+        // One host: the embedded store holds both scopes (a cluster store takes Global later).
+        let store: Arc<dyn Store> = Arc::new(CompositeStore::single(Arc::new(store)));
+        // Expired leases reach watchers on time (see store::lease).
+        if let Err(e) = crate::store::lease::spawn_reaper(Arc::downgrade(&store)) {
+            tracing::warn!("cannot start the store's lease reaper: {e}");
+        }
         let images = ImageStore::open(&config.data_root)?;
         let drivers: BTreeMap<&'static str, Arc<dyn Driver>> = [
             Arc::new(BridgeDriver::default()) as Arc<dyn Driver>,
@@ -90,7 +98,7 @@ impl Agent {
             config,
             id,
             started: SystemTime::now(),
-            store: Arc::new(store),
+            store,
             images: Arc::new(images),
             drivers,
             firewall: Firewall::default(),

@@ -225,9 +225,10 @@ impl Agent {
                 "ingress, config-only and config-from networks are not supported",
             ));
         }
-        if !matches!(request.scope.as_str(), "" | "local") {
+        let scope = driver.scope();
+        if !request.scope.is_empty() && request.scope != scope.as_str() {
             return Err(invalid(format!(
-                "scope {:?} is not supported by the {driver_name} driver",
+                "scope {:?} is not supported by the {driver_name} driver: its networks are {scope}",
                 request.scope
             )));
         }
@@ -290,10 +291,12 @@ impl Agent {
             options: request.options.clone(),
             labels: request.labels.clone(),
             settings: settings.clone(),
+            scope,
         };
         let (record, _) = commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
             let (subnets, txn) = ipam::plan_network(
                 self.store.as_ref(),
+                scope,
                 &id,
                 &ipam_request,
                 &pools,
@@ -361,7 +364,7 @@ impl Agent {
     /// Remove a network's records and IPAM reservations.
     fn forget_network(&self, record: &NetworkRecord) -> Result<(), Error> {
         commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
-            let txn = ipam::plan_release_network(self.store.as_ref(), &record.id)?
+            let txn = ipam::plan_release_network(self.store.as_ref(), record.scope, &record.id)?
                 .delete(network_key(&record.id)?)
                 .delete(name_key(&record.name)?);
             Ok(((), txn))
@@ -571,6 +574,7 @@ impl Agent {
                     };
                     let (ip, t) = ipam::plan_allocate(
                         self.store.as_ref(),
+                        network.scope,
                         &network.id,
                         subnet,
                         &id,
@@ -593,6 +597,7 @@ impl Agent {
                     addresses,
                     aliases: settings.aliases.clone(),
                     ports,
+                    scope: network.scope,
                 };
                 let mut txn = txn
                     .create_json(endpoint_key(&network.id, &id)?, &endpoint)?
@@ -712,7 +717,11 @@ impl Agent {
             txn = txn.delete(port_key(port.proto, port.host_port)?);
         }
         for addr in &endpoint.addresses {
-            txn = txn.merge(ipam::plan_release(&endpoint.network_id, addr.ip())?);
+            txn = txn.merge(ipam::plan_release(
+                endpoint.scope,
+                &endpoint.network_id,
+                addr.ip(),
+            )?);
         }
         self.store.commit(txn)?;
         Ok(())

@@ -21,7 +21,7 @@ use crate::drivers::NetworkSettings;
 use crate::error::{Error, ErrorKind};
 use crate::ipam::{self, NetworkRequest};
 use crate::netlink::Netlink;
-use crate::store::commit_with_retry;
+use crate::store::{commit_with_retry, Scope};
 
 /// Name of the default network, as in Docker.
 pub const DEFAULT_NETWORK: &str = "bridge";
@@ -162,8 +162,14 @@ impl Agent {
         .chain([(OPT_MTU.to_string(), mtu.to_string())])
         .collect();
         let (record, _) = commit_with_retry(self.store.as_ref(), || -> Result<_, Error> {
-            let (subnets, txn) =
-                ipam::plan_network(self.store.as_ref(), &id, &request, &pools, &host_routes)?;
+            let (subnets, txn) = ipam::plan_network(
+                self.store.as_ref(),
+                Scope::Local,
+                &id,
+                &request,
+                &pools,
+                &host_routes,
+            )?;
             let record = NetworkRecord {
                 id: id.clone(),
                 name: DEFAULT_NETWORK.to_string(),
@@ -185,6 +191,7 @@ impl Agent {
                     macvlan: None,
                     ports_per_bridge: None,
                 },
+                scope: Scope::Local,
             };
             let txn = txn
                 .create_json(network_key(&id)?, &record)?

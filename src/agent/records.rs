@@ -5,7 +5,8 @@
 //! - `network-names/<name>` → the network id (names are unique; created with an Absent compare)
 //! - `endpoints/<network-id>/<endpoint-id>` → [`EndpointRecord`]
 //!
-//! IPAM's reservations live in Global scope (see `ipam`), so subnets never collide across hosts.
+//! IPAM's reservations live in the network's scope (see `ipam`): a local network's on this host,
+//! a global one's cluster-wide.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::drivers::{EndpointConfig, NetworkConfig, NetworkSettings};
 use crate::firewall::{NetworkPolicy, PortMapping};
 use crate::ipam::SubnetConfig;
-use crate::store::{Key, StoreError};
+use crate::store::{Key, Scope, StoreError};
 
 /// A network as the user asked for it, plus what Warren decided (id, subnets, settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +38,15 @@ pub struct NetworkRecord {
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub settings: NetworkSettings,
+    /// Local (this host) or global (cluster-wide), from the driver's capability; the scope of
+    /// the network's IPAM address space too.
+    #[serde(default = "scope_before_scopes")]
+    pub scope: Scope,
+}
+
+/// Records written before networks had a scope: every driver then was local.
+fn scope_before_scopes() -> Scope {
+    Scope::Local
 }
 
 impl NetworkRecord {
@@ -114,6 +124,9 @@ pub struct EndpointRecord {
     pub addresses: Vec<IpNetwork>,
     pub aliases: Vec<String>,
     pub ports: Vec<PortMapping>,
+    /// Its network's scope (where its addresses are reserved).
+    #[serde(default = "scope_before_scopes")]
+    pub scope: Scope,
 }
 
 impl EndpointRecord {

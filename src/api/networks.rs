@@ -45,7 +45,7 @@ pub fn resource(network: &NetworkRecord, endpoints: &[EndpointRecord]) -> Networ
         name: network.name.clone(),
         id: network.id.clone(),
         created: network.created.clone(),
-        scope: "local".into(),
+        scope: network.scope.as_str().into(),
         driver: network.driver.clone(),
         enable_ipv4: true,
         enable_ipv6: network.enable_ipv6,
@@ -93,7 +93,7 @@ async fn list(
         let keep = filters.any("driver", |d| d == network.driver)
             && filters.any("id", |p| network.id.starts_with(p))
             && filters.any("name", |n| network.name.contains(n))
-            && filters.any("scope", |s| s == "local")
+            && filters.any("scope", |s| s == network.scope.as_str())
             && filters.any("type", |t| t == kind)
             && filters.any("dangling", |d| {
                 crate::api::filters::query_bool(Some(d)) == dangling

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ErrorKind, HasKind};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::netns::NetnsError;
+use crate::store::Scope;
 
 /// Driver-derived settings of a network, decided once at creation from the user's options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +166,13 @@ impl HasKind for DriverError {
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The name users pass as `--driver`.
     fn name(&self) -> &'static str;
+
+    /// Where the driver's networks live: `Local` networks exist on this host only (their
+    /// records and address space are this host's: every host has its own `bridge`), `Global`
+    /// ones span the cluster (overlay: one subnet, one record, seen by every host).
+    fn scope(&self) -> Scope {
+        Scope::Local
+    }
 
     /// Check the user's `-o` options and derive the network's settings. Pure: nothing is
     /// created, so a refused request leaves no trace.

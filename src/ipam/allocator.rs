@@ -1,6 +1,13 @@
 //! Store-backed IPAM: reads reservations from a [`Store`] and *plans* changes as a [`Txn`] that
 //! the caller merges with its own writes and commits once (see [`commit_with_retry`]).
 //!
+//! Address spaces: a network's reservations live in its own scope (Docker's local and global
+//! address spaces), so they commit together with the network's records and never in a
+//! transaction spanning two stores. Local networks (bridge, macvlan) reserve on this host only —
+//! every host has its own `bridge` on 172.17.0.0/16 — and global ones (overlay) cluster-wide.
+//! A new subnet must not overlap any reservation of either scope on this host; the epoch
+//! compare below serialises planners within one scope.
+//!
 //! Exclusivity comes from compares, so it holds across threads, processes and hosts alike:
 //! - an address is one key `ipam/addrs/<network>/<ip>` created under an `Absent` compare;
 //! - a subnet is one key `ipam/subnets/<subnet>`, but equal keys only catch *equal* subnets. To
@@ -45,28 +52,33 @@ fn subnet_segment(subnet: &IpNetwork) -> String {
     format!("{}_{}", subnet.network(), subnet.prefix())
 }
 
-fn subnet_key(subnet: &IpNetwork) -> Result<Key, IpamError> {
-    Ok(Key::global(format!("{SUBNETS}{}", subnet_segment(subnet)))?)
+fn subnet_key(scope: Scope, subnet: &IpNetwork) -> Result<Key, IpamError> {
+    Ok(Key::new(
+        scope,
+        format!("{SUBNETS}{}", subnet_segment(subnet)),
+    )?)
 }
 
 fn addrs_prefix(network_id: &str) -> String {
     format!("ipam/addrs/{network_id}/")
 }
 
-fn addr_key(network_id: &str, ip: IpAddr) -> Result<Key, IpamError> {
-    Ok(Key::global(format!("{}{ip}", addrs_prefix(network_id)))?)
+fn addr_key(scope: Scope, network_id: &str, ip: IpAddr) -> Result<Key, IpamError> {
+    Ok(Key::new(
+        scope,
+        format!("{}{ip}", addrs_prefix(network_id)),
+    )?)
 }
 
 fn cursors_prefix(network_id: &str) -> String {
     format!("ipam/cursors/{network_id}/")
 }
 
-fn cursor_key(network_id: &str, subnet: &IpNetwork) -> Result<Key, IpamError> {
-    Ok(Key::global(format!(
-        "{}{}",
-        cursors_prefix(network_id),
-        subnet_segment(subnet)
-    ))?)
+fn cursor_key(scope: Scope, network_id: &str, subnet: &IpNetwork) -> Result<Key, IpamError> {
+    Ok(Key::new(
+        scope,
+        format!("{}{}", cursors_prefix(network_id), subnet_segment(subnet)),
+    )?)
 }
 
 /// Check the id before it becomes part of a path: an id with `/` would reach into another
@@ -83,10 +95,13 @@ fn check_id(id: &str) -> Result<(), IpamError> {
     Ok(())
 }
 
-/// Every subnet reservation: (subnet key revision, reservation).
-pub fn reservations(store: &dyn Store) -> Result<Vec<(SubnetReservation, u64)>, IpamError> {
+/// Every subnet reservation of `scope`: (reservation, subnet key revision).
+pub fn reservations(
+    store: &dyn Store,
+    scope: Scope,
+) -> Result<Vec<(SubnetReservation, u64)>, IpamError> {
     Ok(store
-        .list_json::<SubnetReservation>(Scope::Global, SUBNETS)?
+        .list_json::<SubnetReservation>(scope, SUBNETS)?
         .into_iter()
         .map(|(_, r, rev)| (r, rev))
         .collect())
@@ -95,13 +110,12 @@ pub fn reservations(store: &dyn Store) -> Result<Vec<(SubnetReservation, u64)>, 
 /// Every address held in `network_id`: address → endpoint id.
 pub fn addresses(
     store: &dyn Store,
+    scope: Scope,
     network_id: &str,
 ) -> Result<BTreeMap<IpAddr, String>, IpamError> {
     check_id(network_id)?;
     let mut out = BTreeMap::new();
-    for (key, record, _) in
-        store.list_json::<AddressRecord>(Scope::Global, &addrs_prefix(network_id))?
-    {
+    for (key, record, _) in store.list_json::<AddressRecord>(scope, &addrs_prefix(network_id))? {
         let ip = key
             .name()
             .parse()
@@ -120,6 +134,7 @@ pub fn addresses(
 /// configs (IPv4 first) and the reservation writes.
 pub fn plan_network(
     store: &dyn Store,
+    scope: Scope,
     network_id: &str,
     request: &NetworkRequest,
     pools: &[AddressPool],
@@ -128,12 +143,14 @@ pub fn plan_network(
     check_id(network_id)?;
     // Read the epoch before listing: any reservation committed after this read changes the
     // epoch, so our compare on it fails and we re-plan (see the module comment).
-    let epoch = Key::global(EPOCH)?;
+    let epoch = Key::new(scope, EPOCH)?;
     let epoch_guard = match store.get(&epoch)? {
         Some(e) => Compare::Revision(epoch.clone(), e.revision),
         None => Compare::Absent(epoch.clone()),
     };
-    let existing = reservations(store)?;
+    // Both address spaces: a local and a global network on one host must not overlap either.
+    let mut existing = reservations(store, Scope::Local)?;
+    existing.extend(reservations(store, Scope::Global)?);
     let routes: Vec<IpNetwork> = host_routes
         .iter()
         .filter(|r| r.prefix() > 0)
@@ -205,23 +222,27 @@ pub fn plan_network(
             network_id: network_id.to_owned(),
             config: cfg.clone(),
         };
-        txn = txn.create_json(subnet_key(&cfg.subnet)?, &reservation)?;
+        txn = txn.create_json(subnet_key(scope, &cfg.subnet)?, &reservation)?;
     }
     Ok((configs, txn))
 }
 
 /// Plan removing every reservation of `network_id`: its subnets, any addresses still held in
 /// it, and its allocation cursors.
-pub fn plan_release_network(store: &dyn Store, network_id: &str) -> Result<Txn, IpamError> {
+pub fn plan_release_network(
+    store: &dyn Store,
+    scope: Scope,
+    network_id: &str,
+) -> Result<Txn, IpamError> {
     check_id(network_id)?;
     let mut txn = Txn::new();
-    for (key, r, _) in store.list_json::<SubnetReservation>(Scope::Global, SUBNETS)? {
+    for (key, r, _) in store.list_json::<SubnetReservation>(scope, SUBNETS)? {
         if r.network_id == network_id {
             txn = txn.delete(key);
         }
     }
     for prefix in [addrs_prefix(network_id), cursors_prefix(network_id)] {
-        for entry in store.list(Scope::Global, &prefix)?.entries {
+        for entry in store.list(scope, &prefix)?.entries {
             txn = txn.delete(entry.key);
         }
     }
@@ -236,13 +257,14 @@ pub fn plan_release_network(store: &dyn Store, network_id: &str) -> Result<Txn, 
 /// [`commit_with_retry`]: crate::store::commit_with_retry
 pub fn plan_allocate(
     store: &dyn Store,
+    scope: Scope,
     network_id: &str,
     subnet: &SubnetConfig,
     endpoint_id: &str,
     requested: Option<IpAddr>,
 ) -> Result<(IpAddr, Txn), IpamError> {
     check_id(network_id)?;
-    let reservation_key = subnet_key(&subnet.subnet)?;
+    let reservation_key = subnet_key(scope, &subnet.subnet)?;
     let reservation = store.get_json::<SubnetReservation>(&reservation_key)?;
     let Some((reservation, reservation_rev)) =
         reservation.filter(|(r, _)| r.network_id == network_id)
@@ -254,8 +276,12 @@ pub fn plan_allocate(
     };
     // The stored config is authoritative (gateway, range, aux), whatever the caller passed.
     let cfg = &reservation.config;
-    let taken = StoreOwners { store, network_id };
-    let cursor_key = cursor_key(network_id, &cfg.subnet)?;
+    let taken = StoreOwners {
+        store,
+        scope,
+        network_id,
+    };
+    let cursor_key = cursor_key(scope, network_id, &cfg.subnet)?;
     let (ip, move_cursor) = match requested {
         Some(ip) => {
             check_address(cfg, ip, &taken)?;
@@ -271,7 +297,7 @@ pub fn plan_allocate(
     };
     let mut txn = Txn::new()
         .require_revision(reservation_key, reservation_rev)
-        .create_json(addr_key(network_id, ip)?, &record)?;
+        .create_json(addr_key(scope, network_id, ip)?, &record)?;
     if move_cursor {
         // No compare on the cursor: concurrent allocators are already serialised by the
         // address keys, and a cursor that lags one step only costs a skipped address.
@@ -283,23 +309,39 @@ pub fn plan_allocate(
 /// Address owners looked up key by key in the store (see [`AddressOwners`]).
 struct StoreOwners<'a> {
     store: &'a dyn Store,
+    scope: Scope,
     network_id: &'a str,
 }
 
 impl AddressOwners for StoreOwners<'_> {
     fn owner(&self, ip: IpAddr) -> Result<Option<String>, IpamError> {
-        let record = self
-            .store
-            .get_json::<AddressRecord>(&addr_key(self.network_id, ip)?)?;
+        let record =
+            self.store
+                .get_json::<AddressRecord>(&addr_key(self.scope, self.network_id, ip)?)?;
         Ok(record.map(|(r, _)| r.endpoint_id))
     }
 }
 
 /// Plan releasing `ip` in `network_id`. Releasing a free address is a no-op, so teardown can
 /// run twice.
-pub fn plan_release(network_id: &str, ip: IpAddr) -> Result<Txn, IpamError> {
+pub fn plan_release(scope: Scope, network_id: &str, ip: IpAddr) -> Result<Txn, IpamError> {
     check_id(network_id)?;
-    Ok(Txn::new().delete(addr_key(network_id, ip)?))
+    Ok(Txn::new().delete(addr_key(scope, network_id, ip)?))
+}
+
+/// Schema 1 → 2: stores written before address spaces had scopes kept every reservation in
+/// Global scope, and every network then was local. Plan moving them all to Local scope.
+pub fn plan_move_to_local_scope(store: &dyn Store) -> Result<Txn, IpamError> {
+    let mut txn = Txn::new();
+    for entry in store.list(Scope::Global, "ipam/")?.entries {
+        let local = Key::local(entry.key.path())?;
+        txn = txn
+            .require_revision(entry.key.clone(), entry.revision)
+            .require_absent(local.clone())
+            .put(local, entry.value)
+            .delete(entry.key);
+    }
+    Ok(txn)
 }
 
 #[cfg(test)]
@@ -337,7 +379,10 @@ mod tests {
     ) -> Result<Vec<SubnetConfig>, IpamError> {
         let routes: Vec<IpNetwork> = routes.iter().map(|r| net(r)).collect();
         let pools = user_network_pools(&[]);
-        commit_with_retry(s, || plan_network(s, id, req, &pools, &routes)).map(|(c, _)| c)
+        commit_with_retry(s, || {
+            plan_network(s, Scope::Local, id, req, &pools, &routes)
+        })
+        .map(|(c, _)| c)
     }
 
     fn allocate(
@@ -347,7 +392,7 @@ mod tests {
         ep: &str,
         want: Option<IpAddr>,
     ) -> Result<IpAddr, IpamError> {
-        commit_with_retry(s, || plan_allocate(s, id, cfg, ep, want)).map(|(ip, _)| ip)
+        commit_with_retry(s, || plan_allocate(s, Scope::Local, id, cfg, ep, want)).map(|(ip, _)| ip)
     }
 
     fn given(subnet: &str) -> NetworkRequest {
@@ -377,7 +422,7 @@ mod tests {
                 net("172.19.0.0/16"),
                 "route gone: the gap is reused"
             );
-            let got: BTreeSet<String> = reservations(&*s)
+            let got: BTreeSet<String> = reservations(&*s, Scope::Local)
                 .unwrap()
                 .into_iter()
                 .map(|(r, _)| r.network_id)
@@ -405,7 +450,7 @@ mod tests {
             let e = create(&*s, "b", &given("192.168.1.0/24"), &["192.168.0.0/16"]).unwrap_err();
             assert!(matches!(e, IpamError::SubnetOverlapsRoute { .. }));
             // Nothing was written by the failures.
-            assert_eq!(reservations(&*s).unwrap().len(), 1);
+            assert_eq!(reservations(&*s, Scope::Local).unwrap().len(), 1);
             create(&*s, "b", &given("10.2.0.0/16"), &[]).unwrap();
         });
     }
@@ -463,10 +508,10 @@ mod tests {
                 base: net("fd00::/8"),
                 size: 64,
             }];
-            let (cfgs, txn) = plan_network(&*s, "e", &auto6, &pools, &[]).unwrap();
+            let (cfgs, txn) = plan_network(&*s, Scope::Local, "e", &auto6, &pools, &[]).unwrap();
             s.commit(txn).unwrap();
             assert_eq!(cfgs[0].subnet, net("fd00::/64"));
-            let (cfgs, _) = plan_network(&*s, "f", &auto6, &pools, &[]).unwrap();
+            let (cfgs, _) = plan_network(&*s, Scope::Local, "f", &auto6, &pools, &[]).unwrap();
             assert_eq!(
                 cfgs[0].subnet,
                 net("fd00:0:0:2::/64"),
@@ -517,7 +562,7 @@ mod tests {
                     .collect();
                 handles.into_iter().map(|h| h.join().unwrap()).collect()
             });
-            let held: Vec<IpNetwork> = reservations(&*s)
+            let held: Vec<IpNetwork> = reservations(&*s, Scope::Local)
                 .unwrap()
                 .into_iter()
                 .map(|(r, _)| r.config.subnet)
@@ -541,7 +586,8 @@ mod tests {
             let a = allocate(&*s, "n", &cfg, "e1", None).unwrap();
             let b = allocate(&*s, "n", &cfg, "e2", None).unwrap();
             assert_eq!((a, b), (ip("10.0.0.2"), ip("10.0.0.3")));
-            s.commit(plan_release("n", a).unwrap()).unwrap();
+            s.commit(plan_release(Scope::Local, "n", a).unwrap())
+                .unwrap();
             // Released .2 is skipped until the range wraps.
             let c = allocate(&*s, "n", &cfg, "e3", None).unwrap();
             assert_eq!(c, ip("10.0.0.4"));
@@ -551,16 +597,16 @@ mod tests {
             let e = allocate(&*s, "n", &cfg, "e7", None).unwrap_err();
             assert!(matches!(e, IpamError::AddressesExhausted { .. }));
             assert_eq!(
-                addresses(&*s, "n")
+                addresses(&*s, Scope::Local, "n")
                     .unwrap()
                     .get(&ip("10.0.0.6"))
                     .map(String::as_str),
                 Some("e5")
             );
             // Releasing twice is harmless.
-            s.commit(plan_release("n", ip("10.0.0.6")).unwrap())
+            s.commit(plan_release(Scope::Local, "n", ip("10.0.0.6")).unwrap())
                 .unwrap();
-            s.commit(plan_release("n", ip("10.0.0.6")).unwrap())
+            s.commit(plan_release(Scope::Local, "n", ip("10.0.0.6")).unwrap())
                 .unwrap();
             assert_eq!(
                 allocate(&*s, "n", &cfg, "e7", None).unwrap(),
@@ -603,10 +649,11 @@ mod tests {
             assert!(matches!(e, IpamError::SubnetNotReserved { .. }));
             assert_eq!(e.kind(), ErrorKind::NotFound);
             // A plan made before the network was released cannot commit after it.
-            let (_, stale) = plan_allocate(&*s, "n", &cfg, "e", None).unwrap();
-            s.commit(plan_release_network(&*s, "n").unwrap()).unwrap();
+            let (_, stale) = plan_allocate(&*s, Scope::Local, "n", &cfg, "e", None).unwrap();
+            s.commit(plan_release_network(&*s, Scope::Local, "n").unwrap())
+                .unwrap();
             assert!(s.commit(stale).is_err());
-            assert!(addresses(&*s, "n").unwrap().is_empty());
+            assert!(addresses(&*s, Scope::Local, "n").unwrap().is_empty());
         });
     }
 
@@ -625,9 +672,10 @@ mod tests {
                 allocate(&*s, "n", c, "e", None).unwrap();
             }
             allocate(&*s, "keep", &keep, "e", None).unwrap();
-            s.commit(plan_release_network(&*s, "n").unwrap()).unwrap();
+            s.commit(plan_release_network(&*s, Scope::Local, "n").unwrap())
+                .unwrap();
             let left: Vec<String> = s
-                .list(Scope::Global, "ipam/")
+                .list(Scope::Local, "ipam/")
                 .unwrap()
                 .entries
                 .into_iter()
@@ -638,7 +686,7 @@ mod tests {
                     .all(|p| !p.contains("/n/") && !p.contains("10.0.0.0")),
                 "{left:?}"
             );
-            assert_eq!(reservations(&*s).unwrap().len(), 1);
+            assert_eq!(reservations(&*s, Scope::Local).unwrap().len(), 1);
             // The subnet is free again.
             create(&*s, "n2", &given("10.0.0.0/24"), &[]).unwrap();
         });
@@ -649,11 +697,19 @@ mod tests {
         let s = MemoryStore::new();
         for bad in ["", "a/b", "../x", "a b"] {
             assert!(
-                plan_release(bad, ip("10.0.0.2")).is_err(),
+                plan_release(Scope::Local, bad, ip("10.0.0.2")).is_err(),
                 "{bad:?} accepted"
             );
         }
-        assert!(plan_network(&s, "a/b", &NetworkRequest::default_ipv4(), &[], &[]).is_err());
+        assert!(plan_network(
+            &s,
+            Scope::Local,
+            "a/b",
+            &NetworkRequest::default_ipv4(),
+            &[],
+            &[]
+        )
+        .is_err());
     }
 
     #[test]
@@ -684,7 +740,10 @@ mod tests {
             });
             let unique: BTreeSet<IpAddr> = got.iter().copied().collect();
             assert_eq!(unique.len(), THREADS * EACH, "duplicates handed out");
-            assert_eq!(addresses(&*s, "n").unwrap().len(), THREADS * EACH);
+            assert_eq!(
+                addresses(&*s, Scope::Local, "n").unwrap().len(),
+                THREADS * EACH
+            );
         });
     }
 
@@ -724,7 +783,7 @@ mod tests {
                 .remove(0);
             assert_eq!(allocate(&s, "n", &cfg, "e1", None).unwrap(), ip("10.0.0.2"));
             assert_eq!(allocate(&s, "n", &cfg, "e2", None).unwrap(), ip("10.0.0.3"));
-            s.commit(plan_release("n", ip("10.0.0.3")).unwrap())
+            s.commit(plan_release(Scope::Local, "n", ip("10.0.0.3")).unwrap())
                 .unwrap();
             cfg
         };
@@ -735,6 +794,6 @@ mod tests {
             create(&s, "m", &given("10.0.0.0/16"), &[]),
             Err(IpamError::SubnetOverlap { .. })
         ));
-        assert_eq!(addresses(&s, "n").unwrap().len(), 2);
+        assert_eq!(addresses(&s, Scope::Local, "n").unwrap().len(), 2);
     }
 }

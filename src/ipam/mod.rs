@@ -25,8 +25,8 @@ pub mod validate;
 
 pub use crate::store::commit_with_retry;
 pub use allocator::{
-    addresses, plan_allocate, plan_network, plan_release, plan_release_network, reservations,
-    AddressRecord, SubnetReservation,
+    addresses, plan_allocate, plan_move_to_local_scope, plan_network, plan_release,
+    plan_release_network, reservations, AddressRecord, SubnetReservation,
 };
 pub use pools::{
     default_bridge_pools, default_bridge_request, pick_subnet, user_network_pools,

@@ -28,6 +28,7 @@
 //! commit that follows, which fail with [`StoreError::Conflict`] and are re-planned.
 //! Watches are asynchronous streams ([`Watch::next`]) for the agent's tasks.
 
+mod composite;
 mod embedded;
 pub mod lease;
 mod memory;
@@ -36,6 +37,7 @@ mod watch;
 #[cfg(test)]
 pub(crate) mod conformance;
 
+pub use composite::CompositeStore;
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use watch::Watch;
@@ -50,8 +52,12 @@ use serde::Serialize;
 
 use crate::error::{ErrorKind, HasKind};
 
-/// Where a key lives: on this host only, or shared across the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Where a key lives: on this host only, or shared across the cluster. Also a network's scope
+/// (Docker's `Scope`: "local" or "global"), which its driver decides.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// This host only (e.g. endpoints of local namespaces).
     Local,
@@ -577,6 +583,8 @@ pub enum StoreError {
     Compacted { requested: u64, compacted: u64 },
     #[error("revision {requested} is in the future (the store is at {current})")]
     FutureRevision { requested: u64, current: u64 },
+    #[error("transaction spans two scopes ({first} and {other}); commit each scope apart")]
+    CrossScope { first: Key, other: Key },
     #[error("{lease} not found (expired or revoked)")]
     LeaseNotFound { lease: LeaseId },
     #[error("lease TTL {ttl:?} out of range (1 ns to {max:?})", max = lease::MAX_TTL)]
@@ -594,6 +602,7 @@ impl HasKind for StoreError {
             // A bad path means an unchecked name reached a key: the request, not the store.
             StoreError::InvalidPath { .. } => ErrorKind::Invalid,
             StoreError::DuplicateOp { .. }
+            | StoreError::CrossScope { .. }
             | StoreError::Encode { .. }
             | StoreError::Decode { .. }
             | StoreError::Corrupt { .. }
